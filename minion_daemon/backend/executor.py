@@ -1,0 +1,176 @@
+"""Statement execution for :class:`~minion_daemon.backend.pg.PgBackend`.
+
+One place that lends connections, makes sure the schema is there before the first statement
+(Perl's ``auto_migrate``), and turns psycopg errors into :mod:`minion_daemon.errors`, so nothing
+above the backend ever handles a driver exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final, LiteralString
+
+import psycopg
+
+from minion_daemon.backend import migrate, sql
+from minion_daemon.backend.connections import (
+    Connection,
+    ConnectionSettings,
+    ConnectionSource,
+    PooledConnections,
+    SingleConnection,
+)
+from minion_daemon.errors import BackendError, DatabaseUnavailableError, SchemaError
+
+log = logging.getLogger("minion_daemon.backend")
+
+#: PostgreSQL 13 is what Minion 11+ requires; older servers are refused with a clear message.
+MIN_SERVER_VERSION: Final = 130000
+
+Params = Mapping[str, object]
+
+
+@contextmanager
+def translate_errors(operation: str) -> Iterator[None]:
+    """Re-raise psycopg errors as ours, naming the operation that failed."""
+    try:
+        yield
+    except psycopg.OperationalError as error:
+        raise DatabaseUnavailableError(f"{operation}: database unavailable: {error}") from error
+    except psycopg.Error as error:
+        raise BackendError(f"{operation}: {error}") from error
+
+
+class PgExecutor:
+    """Connections, schema readiness and error translation for the backend's statements."""
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        *,
+        pooled: bool = True,
+        min_size: int = 1,
+        max_size: int = 4,
+        auto_migrate: bool = True,
+        max_schema_version: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self._source: ConnectionSource = (
+            PooledConnections(settings, min_size=min_size, max_size=max_size)
+            if pooled
+            else SingleConnection(settings)
+        )
+        self._auto_migrate = auto_migrate
+        self._max_schema_version = max_schema_version or migrate.load_migrations().latest
+        self._schema: migrate.SchemaState | None = None
+        self._has_schedules = False
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version found (and migrated to) at the first database access."""
+        return self._ready().version
+
+    @property
+    def has_schedules(self) -> bool:
+        """Whether the schema has Minion 12's ``minion_schedules`` table."""
+        self._ready()
+        return self._has_schedules
+
+    def migrate(self, target: int | None = None) -> int:
+        """Migrate explicitly, up or down, to ``target`` (default: the latest); returns it.
+
+        Unlike the automatic migration this may go down: version 0 removes every Minion table.
+        """
+        migrations = migrate.load_migrations()
+        version = migrations.latest if target is None else target
+        with translate_errors("migrate"), self._source.connection() as conn:
+            self._check_server(conn)
+            migrate.migrate(conn, version, migrations)
+            self._schema = None
+            return migrate.active_version(conn)
+
+    def close(self) -> None:
+        """Close every connection this backend opened."""
+        self._source.close()
+
+    @contextmanager
+    def connection(self, operation: str) -> Iterator[Connection]:
+        """Lend a connection, after the schema check, translating errors."""
+        self._ready()
+        with translate_errors(operation), self._source.connection() as conn:
+            yield conn
+
+    def _ready(self) -> migrate.SchemaState:
+        if self._schema is None:
+            with translate_errors("connect"), self._source.connection() as conn:
+                self._check_server(conn)
+                state = migrate.ensure_schema(
+                    conn, self._max_schema_version, auto_migrate=self._auto_migrate
+                )
+                self._has_schedules = bool(self.scalar_on(conn, sql.HAS_SCHEDULES))
+            if state.newer_than_known:
+                log.warning(
+                    "schema.newer_than_known: the database is at version %d, newer than this"
+                    " minion-daemon knows; using it as it is",
+                    state.version,
+                )
+            self._schema = state
+        return self._schema
+
+    @staticmethod
+    def _check_server(conn: Connection) -> None:
+        if conn.info.server_version < MIN_SERVER_VERSION:
+            raise SchemaError(
+                f"PostgreSQL 13 or later is required, the server is {conn.info.server_version}"
+            )
+
+    def require_schedules(self, operation: str) -> None:
+        """Raise unless the schema has Minion 12's schedules (version 25)."""
+        if not self.has_schedules:
+            raise SchemaError(
+                f"{operation}: schedules need schema version 25, the database is at"
+                f" {self._ready().version} (raise postgres.max_schema_version, then migrate)"
+            )
+
+    @staticmethod
+    def scalar_on(conn: Connection, query: LiteralString, params: Params | None = None) -> Any:
+        row = conn.execute(query, params).fetchone()
+        return None if row is None else next(iter(row.values()))
+
+    def rows(
+        self, operation: str, query: LiteralString, params: Params | None = None
+    ) -> list[dict[str, Any]]:
+        """All rows; statements with optional filters are planned with their actual values."""
+        with self.connection(operation) as conn:
+            return conn.execute(query, params, prepare=False).fetchall()
+
+    def row(
+        self, operation: str, query: LiteralString, params: Params | None = None
+    ) -> dict[str, Any] | None:
+        with self.connection(operation) as conn:
+            return conn.execute(query, params).fetchone()
+
+    def scalar(self, operation: str, query: LiteralString, params: Params | None = None) -> Any:
+        with self.connection(operation) as conn:
+            return self.scalar_on(conn, query, params)
+
+    def rowcount(self, operation: str, query: LiteralString, params: Params | None = None) -> int:
+        with self.connection(operation) as conn:
+            return conn.execute(query, params).rowcount
+
+    def page(
+        self,
+        operation: str,
+        queries: tuple[LiteralString, LiteralString],
+        params: Params,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of a listing and the total count of its filter, on one connection."""
+        select, count = queries
+        with self.connection(operation) as conn:
+            items = conn.execute(select, params, prepare=False).fetchall()
+            if not items and not params.get("offset"):
+                return items, 0
+            counted = conn.execute(count, params, prepare=False).fetchone()
+        return items, int(counted["total"]) if counted else 0

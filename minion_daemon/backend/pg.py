@@ -1,0 +1,416 @@
+"""``PgBackend``: Minion::Backend::Pg for Python, on psycopg 3.
+
+Every operation checks its arguments first (:mod:`minion_daemon.options`), then runs the same
+statement as Perl's backend, returning the same keys. Where this goes beyond Perl it says so:
+``enqueue_many``, enqueue on the caller's own connection, an atomic fail-and-retry, a dequeue
+that listens before it claims, and a ``repair`` that reports what it did.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from minion_daemon.backend import sql
+from minion_daemon.backend.connections import Connection, ConnectionSettings
+from minion_daemon.backend.executor import PgExecutor, translate_errors
+from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
+from minion_daemon.backend.schedules import ScheduleOperations
+from minion_daemon.model import (
+    DequeuedJob,
+    History,
+    HistoryPoint,
+    JobInfo,
+    JobList,
+    LockInfo,
+    LockList,
+    RepairReport,
+    Stats,
+    WorkerInfo,
+    WorkerList,
+)
+from minion_daemon.options import (
+    INT_MAX,
+    Options,
+    check_args,
+    check_bool,
+    check_id,
+    check_int,
+    check_json,
+    check_keys,
+    check_notes,
+    check_page,
+    check_seconds,
+    check_text,
+    parse_dequeue,
+    parse_enqueue,
+    parse_filter,
+    parse_retry,
+)
+
+log = logging.getLogger("minion_daemon.backend")
+
+Backoff = Callable[[int], float]
+
+_JOB_FILTERS = frozenset(("before", "ids", "notes", "queues", "states", "tasks"))
+_WORKER_FILTERS = frozenset(("before", "ids"))
+_LOCK_FILTERS = frozenset(("names",))
+
+
+#: The result repair stores for an active job whose worker is gone; Perl writes the same text.
+WORKER_WENT_AWAY = "Worker went away"
+
+
+def default_backoff(retries: int) -> float:
+    """Minion's retry delay: ``retries ** 4 + 15`` seconds (15, 16, 31, 96, 271, ...)."""
+    return float(retries**4 + 15)
+
+
+class PgBackend(ScheduleOperations, PgExecutor):
+    """The PostgreSQL backend, shared with Perl's Minion::Backend::Pg on one database.
+
+    Nothing touches the database before the first operation, which checks the server version
+    and migrates the schema up to ``max_schema_version`` when ``auto_migrate`` is on.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        backoff: Backoff = default_backoff,
+        pooled: bool = True,
+        min_size: int = 1,
+        max_size: int = 4,
+        auto_migrate: bool = True,
+        max_schema_version: int | None = None,
+        application_name: str = "minion-daemon",
+        connect_timeout: int = 10,
+    ) -> None:
+        settings = ConnectionSettings(conninfo, application_name, connect_timeout)
+        super().__init__(
+            settings,
+            pooled=pooled,
+            min_size=min_size,
+            max_size=max_size,
+            auto_migrate=auto_migrate,
+            max_schema_version=max_schema_version,
+        )
+        self.backoff = backoff
+        self._listener: Connection | None = None
+        self._host = socket.gethostname()
+
+    def close(self) -> None:
+        """Close the pool (or connection) and the LISTEN connection."""
+        self._drop_listener()
+        super().close()
+
+    # Remote control
+
+    def broadcast(
+        self, command: str, args: Sequence[Any] | None = None, ids: Sequence[int] | None = None
+    ) -> bool:
+        """Append ``[command, *args]`` to the inbox of the given workers (all when no ids)."""
+        check_text("broadcast: command", command)
+        message = [[command, *check_args("broadcast: args", args)]]
+        params = {"message": Jsonb(message), "ids": self._ids("broadcast: ids", ids or [])}
+        return self.rowcount("broadcast", sql.BROADCAST, params) > 0
+
+    def receive(self, worker_id: int) -> list[list[Any]]:
+        """Take every command waiting in the worker's inbox, leaving it empty."""
+        params = {"id": check_id("receive: worker_id", worker_id)}
+        row = self.row("receive", sql.RECEIVE, params)
+        return [] if row is None else cast("list[list[Any]]", row["inbox"])
+
+    # Jobs
+
+    def dequeue(self, worker_id: int, wait: float, options: Options = None) -> DequeuedJob | None:
+        """Claim the best runnable job for this worker, waiting up to ``wait`` seconds for one.
+
+        Options: ``id``, ``min_priority``, ``queues`` (default ``["default"]``) and ``tasks``
+        (default: any task; the Minion facade passes the tasks it has registered).
+        """
+        worker = check_id("dequeue: worker_id", worker_id)
+        seconds, opts = parse_dequeue("dequeue", wait, options)
+        params = {
+            "worker": worker,
+            "id": opts.id,
+            "min_priority": opts.min_priority,
+            "queues": list(opts.queues),
+            "tasks": None if opts.tasks is None else list(opts.tasks),
+        }
+        # Listening before the first claim means a job committed between the claim and the
+        # wait still wakes us (Perl listens after the claim and can sleep through one).
+        listening = seconds > 0 and self._listen()
+        job = self._claim(params)
+        if job is not None or seconds <= 0:
+            return job
+        self._wait_for_notification(seconds, listening)
+        return self._claim(params)
+
+    def _claim(self, params: Mapping[str, object]) -> DequeuedJob | None:
+        rows = self.rows("dequeue", sql.DEQUEUE, params)
+        return cast("DequeuedJob", rows[0]) if rows else None
+
+    def _listen(self) -> bool:
+        """Make sure the dedicated connection LISTENs, and forget what it heard so far."""
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = self.settings.connect()
+                self._listener.execute(sql.LISTEN)
+            for _ in self._listener.notifies(timeout=0):
+                pass
+        except psycopg.Error as error:
+            log.warning("dequeue.listen_failed: %s; waiting by polling", error)
+            self._drop_listener()
+            return False
+        return True
+
+    def _wait_for_notification(self, seconds: float, listening: bool) -> None:
+        if not listening or self._listener is None:
+            # Without a LISTEN connection the wait is a plain sleep, so jobs are still picked up
+            # within `wait` seconds while the next dequeue tries to listen again.
+            time.sleep(seconds)
+            return
+        try:
+            for _ in self._listener.notifies(timeout=seconds, stop_after=1):
+                pass
+        except psycopg.Error as error:
+            log.warning("dequeue.listen_lost: %s", error)
+            self._drop_listener()
+
+    def _drop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] | None = None,
+        options: Options = None,
+        *,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> int:
+        """Insert one inactive job and return its id.
+
+        Options: ``attempts``, ``delay``, ``expire``, ``lax``, ``notes``, ``parents``,
+        ``priority``, ``queue``. With ``conn``, the job is inserted on the caller's connection
+        inside the caller's transaction, so it exists exactly when the caller's data does.
+        """
+        opts = parse_enqueue("enqueue", task, args, options)
+        params = enqueue_params(task, check_args("enqueue: args", args), opts)
+        if conn is None:
+            return int(self.scalar("enqueue", sql.ENQUEUE, params))
+        return self._on_caller_connection("enqueue", conn, sql.ENQUEUE, params)[0]
+
+    def enqueue_many(
+        self,
+        jobs: Sequence[tuple[str, Sequence[Any] | None, Options]],
+        *,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> list[int]:
+        """Insert many jobs in one statement; returns their ids in the order given.
+
+        Each item is ``(task, args, options)`` as for :meth:`enqueue`, and ``conn`` works the
+        same way. Either every job is inserted or none is.
+        """
+        batch = []
+        for index, (task, args, options) in enumerate(jobs):
+            op = f"enqueue_many: jobs[{index}]"
+            opts = parse_enqueue(op, task, args, options)
+            batch.append(job_fields(task, check_args(op, args), opts))
+        if not batch:
+            return []
+        params = {"jobs": Jsonb(batch)}
+        if conn is None:
+            ids = [int(row["id"]) for row in self.rows("enqueue_many", sql.ENQUEUE_MANY, params)]
+        else:
+            ids = self._on_caller_connection("enqueue_many", conn, sql.ENQUEUE_MANY, params)
+        # Ids come from the sequence in insertion order, which is the order given.
+        return sorted(ids)
+
+    def _on_caller_connection(
+        self, operation: str, conn: psycopg.Connection[Any], query: Any, params: Any
+    ) -> list[int]:
+        self.schema_version  # noqa: B018 - the schema check and migration, on our own connection
+        with translate_errors(operation), conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(query, params)
+            return [int(row["id"]) for row in cursor.fetchall()]
+
+    def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool:
+        """Mark an active job finished with ``result``; false if (id, retries) is not active."""
+        return self._record_result("finish_job", "finished", job_id, retries, result)
+
+    def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool:
+        """Mark an active job failed with ``result``, retrying it after ``backoff`` if attempts
+        remain; false if (id, retries) is not active.
+
+        Beyond Perl, the failure and the automatic retry commit together: a crash between the
+        two can no longer leave a job failed that had attempts left.
+        """
+        return self._record_result("fail_job", "failed", job_id, retries, result)
+
+    def _record_result(self, op: str, state: str, job_id: int, retries: int, result: Any) -> bool:
+        params = {
+            "id": check_id(f"{op}: id", job_id),
+            "retries": check_int(f"{op}: retries", retries, 0, INT_MAX),
+            "state": state,
+            "result": Jsonb(result),
+        }
+        check_json(f"{op}: result", result)
+        if state == "finished":
+            return self.rowcount(op, sql.UPDATE_RESULT, params) > 0
+        delay = check_seconds(f"{op}: backoff({retries})", self.backoff(retries))
+        with self.connection(op) as conn, conn.transaction():
+            row = conn.execute(sql.UPDATE_RESULT, params).fetchone()
+            if row is None:
+                return False
+            if row["attempts"] > 1:
+                retry = {"attempts": row["attempts"] - 1, "delay": delay}
+                conn.execute(sql.RETRY_JOB, retry_params(job_id, retries, parse_retry(op, retry)))
+        return True
+
+    def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool:
+        """Make the job inactive again, in any state, fenced by ``retries``.
+
+        Options: ``attempts``, ``delay``, ``expire``, ``lax``, ``parents``, ``priority``,
+        ``queue``; an absent option keeps the job's current value.
+        """
+        opts = parse_retry("retry_job", options)
+        job = check_id("retry_job: id", job_id)
+        count = check_int("retry_job: retries", retries, 0, INT_MAX)
+        return self.rowcount("retry_job", sql.RETRY_JOB, retry_params(job, count, opts)) > 0
+
+    def remove_job(self, job_id: int) -> bool:
+        """Delete an inactive, failed or finished job (never an active one)."""
+        params = {"id": check_id("remove_job: id", job_id)}
+        return self.rowcount("remove_job", sql.REMOVE_JOB, params) > 0
+
+    def note(self, job_id: int, merge: Mapping[str, Any]) -> bool:
+        """Merge ``merge`` into the job's notes; a ``None`` value removes that key."""
+        params = {
+            "id": check_id("note: id", job_id),
+            "merge": Jsonb(check_notes("note: merge", merge)),
+        }
+        return self.rowcount("note", sql.NOTE, params) > 0
+
+    def list_jobs(self, offset: int, limit: int, options: Options = None) -> JobList:
+        """A page of jobs, newest first, and the ``total`` matching the filters.
+
+        Filters: ``before``, ``ids``, ``notes`` (any of these keys), ``queues``, ``states``,
+        ``tasks``. Inactive jobs that have expired are never listed.
+        """
+        params = self._page_params("list_jobs", offset, limit, options, _JOB_FILTERS)
+        jobs, total = self.page("list_jobs", (sql.LIST_JOBS, sql.COUNT_JOBS), params)
+        return {"jobs": cast("list[JobInfo]", jobs), "total": total}
+
+    def history(self) -> History:
+        """Finished and failed counts of the last 24 hours, one point per hour."""
+        return {"daily": cast("list[HistoryPoint]", self.rows("history", sql.HISTORY))}
+
+    def stats(self) -> Stats:
+        """Counts of jobs, workers, locks (and schedules at schema 25)."""
+        query = sql.STATS_WITH_SCHEDULES if self.has_schedules else sql.STATS
+        row = self.row("stats", query) or {}
+        row["inactive_workers"] = row["workers"] - row["active_workers"]
+        return cast("Stats", row)
+
+    def repair(
+        self,
+        *,
+        missing_after: float = 1800,
+        remove_after: float = 172800,
+        stuck_after: float = 172800,
+    ) -> RepairReport:
+        """Minion's repair, step by step, with Perl's thresholds as defaults."""
+        missing = {"seconds": check_seconds("repair: missing_after", missing_after)}
+        old = {"seconds": check_seconds("repair: remove_after", remove_after)}
+        stuck = {"seconds": check_seconds("repair: stuck_after", stuck_after)}
+        workers = self.rowcount("repair", sql.REPAIR_MISSING_WORKERS, missing)
+        finished = self.rowcount("repair", sql.REPAIR_OLD_JOBS, old)
+        expired = self.rowcount("repair", sql.REPAIR_EXPIRED_JOBS)
+        abandoned = self.rows("repair", sql.REPAIR_ABANDONED_JOBS)
+        gone = sum(self.fail_job(job["id"], job["retries"], WORKER_WENT_AWAY) for job in abandoned)
+        stuck_jobs = self.rowcount("repair", sql.REPAIR_STUCK_JOBS, stuck)
+        return RepairReport(workers, finished, expired, gone, stuck_jobs)
+
+    def reset(self, options: Options = None) -> None:
+        """``{"all": True}`` empties every table; ``{"locks": True}`` only the locks."""
+        opts = check_keys("reset", options, frozenset(("all", "locks")))
+        if opts.get("all") is not None and check_bool("reset: option 'all'", opts["all"]):
+            query = sql.RESET_ALL_WITH_SCHEDULES if self.has_schedules else sql.RESET_ALL
+            self.rowcount("reset", query)
+        elif opts.get("locks") is not None and check_bool("reset: option 'locks'", opts["locks"]):
+            self.rowcount("reset", sql.RESET_LOCKS)
+
+    # Workers
+
+    def register_worker(self, worker_id: int | None = None, options: Options = None) -> int:
+        """Insert or heartbeat a worker; returns its id. Options: ``status`` (a mapping)."""
+        opts = check_keys("register_worker", options, frozenset(("status",)))
+        status = check_notes("register_worker: option 'status'", opts.get("status") or {})
+        params = {
+            "id": None if worker_id is None else check_id("register_worker: id", worker_id),
+            "host": self._host,
+            "pid": os.getpid(),
+            "status": Jsonb(status),
+        }
+        return int(self.scalar("register_worker", sql.REGISTER_WORKER, params))
+
+    def unregister_worker(self, worker_id: int) -> None:
+        params = {"id": check_id("unregister_worker: id", worker_id)}
+        self.rowcount("unregister_worker", sql.UNREGISTER_WORKER, params)
+
+    def list_workers(self, offset: int, limit: int, options: Options = None) -> WorkerList:
+        """A page of workers, newest first, with the ids of their active jobs."""
+        params = self._page_params("list_workers", offset, limit, options, _WORKER_FILTERS)
+        workers, total = self.page("list_workers", (sql.LIST_WORKERS, sql.COUNT_WORKERS), params)
+        return {"workers": cast("list[WorkerInfo]", workers), "total": total}
+
+    # Locks
+
+    def lock(self, name: str, duration: int, options: Options = None) -> bool:
+        """Take one of ``limit`` (default 1) shared locks for ``duration`` seconds.
+
+        A duration of 0 or less only checks whether the lock could be taken.
+        """
+        opts = check_keys("lock", options, frozenset(("limit",)))
+        limit = opts.get("limit")
+        params = {
+            "name": check_text("lock: name", name, empty=True),
+            "duration": check_int("lock: duration", duration, -INT_MAX, INT_MAX),
+            "limit": 1 if limit is None else check_int("lock: option 'limit'", limit, 1, INT_MAX),
+        }
+        return bool(self.scalar("lock", sql.LOCK, params))
+
+    def unlock(self, name: str) -> bool:
+        """Release the holder of ``name`` that expires first."""
+        params = {"name": check_text("unlock: name", name, empty=True)}
+        return self.rowcount("unlock", sql.UNLOCK, params) > 0
+
+    def list_locks(self, offset: int, limit: int, options: Options = None) -> LockList:
+        """A page of unexpired locks, newest first. Filter: ``names``."""
+        params = self._page_params("list_locks", offset, limit, options, _LOCK_FILTERS)
+        locks, total = self.page("list_locks", (sql.LIST_LOCKS, sql.COUNT_LOCKS), params)
+        return {"locks": cast("list[LockInfo]", locks), "total": total}
+
+    # Helpers
+
+    @staticmethod
+    def _ids(where: str, ids: Sequence[int]) -> list[int]:
+        return [check_id(f"{where}[{index}]", value) for index, value in enumerate(ids)]
+
+    @staticmethod
+    def _page_params(
+        op: str, offset: int, limit: int, options: Options, allowed: frozenset[str]
+    ) -> dict[str, Any]:
+        start, size = check_page(op, offset, limit)
+        return parse_filter(op, options, allowed) | {"offset": start, "limit": size}

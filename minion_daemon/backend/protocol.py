@@ -1,0 +1,107 @@
+"""The ``Backend`` protocol: what the Minion facade, workers and CLI need from a backend.
+
+It is Minion::Backend's interface in Python. :class:`~minion_daemon.backend.pg.PgBackend` is
+the implementation; the protocol lets the layers above depend on the operations, not on
+psycopg, and lets a type checker hold any future backend to the same contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from minion_daemon.model import (
+    DequeuedJob,
+    DispatchedSchedule,
+    History,
+    JobList,
+    LockList,
+    RepairReport,
+    ScheduleList,
+    Stats,
+    WorkerList,
+)
+from minion_daemon.options import Options
+
+
+class Backend(Protocol):
+    backoff: Callable[[int], float]
+
+    @property
+    def schema_version(self) -> int: ...
+
+    @property
+    def has_schedules(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def broadcast(
+        self, command: str, args: Sequence[Any] | None = None, ids: Sequence[int] | None = None
+    ) -> bool: ...
+
+    def receive(self, worker_id: int) -> list[list[Any]]: ...
+
+    def dequeue(
+        self, worker_id: int, wait: float, options: Options = None
+    ) -> DequeuedJob | None: ...
+
+    def enqueue(
+        self, task: str, args: Sequence[Any] | None = None, options: Options = None
+    ) -> int: ...
+
+    def enqueue_many(
+        self, jobs: Sequence[tuple[str, Sequence[Any] | None, Options]]
+    ) -> list[int]: ...
+
+    def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
+
+    def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
+
+    def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool: ...
+
+    def remove_job(self, job_id: int) -> bool: ...
+
+    def note(self, job_id: int, merge: Mapping[str, Any]) -> bool: ...
+
+    def list_jobs(self, offset: int, limit: int, options: Options = None) -> JobList: ...
+
+    def history(self) -> History: ...
+
+    def stats(self) -> Stats: ...
+
+    def repair(
+        self, *, missing_after: float = ..., remove_after: float = ..., stuck_after: float = ...
+    ) -> RepairReport: ...
+
+    def reset(self, options: Options = None) -> None: ...
+
+    def register_worker(self, worker_id: int | None = None, options: Options = None) -> int: ...
+
+    def unregister_worker(self, worker_id: int) -> None: ...
+
+    def list_workers(self, offset: int, limit: int, options: Options = None) -> WorkerList: ...
+
+    def lock(self, name: str, duration: int, options: Options = None) -> bool: ...
+
+    def unlock(self, name: str) -> bool: ...
+
+    def list_locks(self, offset: int, limit: int, options: Options = None) -> LockList: ...
+
+    def schedule(
+        self,
+        name: str,
+        cron: str,
+        task: str,
+        args: Sequence[Any] | None = None,
+        options: Options = None,
+    ) -> int: ...
+
+    def unschedule(self, name: str) -> bool: ...
+
+    def pause_schedule(self, name: str) -> bool: ...
+
+    def resume_schedule(self, name: str) -> bool: ...
+
+    def list_schedules(self, offset: int, limit: int, options: Options = None) -> ScheduleList: ...
+
+    def dispatch_schedules(self) -> list[DispatchedSchedule]: ...

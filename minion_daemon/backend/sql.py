@@ -1,0 +1,387 @@
+"""Every SQL statement of the backend, by name, in the order of Minion::Backend::Pg.
+
+Statements take named parameters only; nothing is ever formatted into them. Parameters are cast
+explicitly because psycopg binds them server-side, where ``NULL`` and empty arrays carry no type.
+Statements whose filters are optional (``(%(x)s IS NULL OR ...)``) are run unprepared by the
+backend, so that PostgreSQL plans them with the actual values and can use the index a filter
+needs, instead of settling on one generic plan for every combination.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+BROADCAST: Final = """
+UPDATE minion_workers SET inbox = inbox || %(message)s::jsonb
+WHERE (%(ids)s::bigint[] = '{}' OR id = ANY(%(ids)s::bigint[]))
+"""
+
+# The claim: lock the single best runnable candidate (SKIP LOCKED, so concurrent workers never
+# wait on each other) and mark it active in the same statement. Parents block while they are
+# active, inactive and unexpired, or failed (unless the job is lax); parents that were removed,
+# finished, or expired while inactive count as done.
+DEQUEUE: Final = """
+UPDATE minion_jobs SET started = NOW(), state = 'active', worker = %(worker)s::bigint
+WHERE id = (
+  SELECT id FROM minion_jobs AS j
+  WHERE state = 'inactive' AND delayed <= NOW() AND (expires IS NULL OR expires > NOW())
+    AND id = COALESCE(%(id)s::bigint, id)
+    AND priority >= COALESCE(%(min_priority)s::int, priority)
+    AND queue = ANY(%(queues)s::text[])
+    AND (%(tasks)s::text[] IS NULL OR task = ANY(%(tasks)s::text[]))
+    AND (parents = '{}' OR NOT EXISTS (
+      SELECT 1 FROM minion_jobs AS p
+      WHERE p.id = ANY(j.parents) AND (
+        p.state = 'active'
+        OR (p.state = 'failed' AND NOT j.lax)
+        OR (p.state = 'inactive' AND (p.expires IS NULL OR p.expires > NOW()))
+      )
+    ))
+  ORDER BY priority DESC, id
+  LIMIT 1
+  FOR UPDATE SKIP LOCKED
+)
+RETURNING id, args, retries, task
+"""
+
+LISTEN: Final = 'LISTEN "minion.job"'
+
+ENQUEUE: Final = """
+INSERT INTO minion_jobs
+  (args, attempts, delayed, expires, lax, notes, parents, priority, queue, task)
+VALUES (
+  %(args)s::jsonb, %(attempts)s::int, NOW() + INTERVAL '1 second' * %(delay)s::float8,
+  CASE WHEN %(expire)s::bigint IS NOT NULL
+    THEN NOW() + INTERVAL '1 second' * %(expire)s::bigint END,
+  %(lax)s::bool, %(notes)s::jsonb, %(parents)s::bigint[], %(priority)s::int, %(queue)s::text,
+  %(task)s::text
+)
+RETURNING id
+"""
+
+# Many jobs in one round trip: one JSONB array, one row per element, inserted in array order so
+# that the ids, which the sequence hands out in insertion order, ascend with it.
+ENQUEUE_MANY: Final = """
+INSERT INTO minion_jobs
+  (args, attempts, delayed, expires, lax, notes, parents, priority, queue, task)
+SELECT job->'args', (job->>'attempts')::int,
+  NOW() + INTERVAL '1 second' * (job->>'delay')::float8,
+  CASE WHEN job->>'expire' IS NOT NULL
+    THEN NOW() + INTERVAL '1 second' * (job->>'expire')::bigint END,
+  (job->>'lax')::bool, job->'notes',
+  ARRAY(SELECT jsonb_array_elements_text(job->'parents')::bigint),
+  (job->>'priority')::int, job->>'queue', job->>'task'
+FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY AS batch(job, position)
+ORDER BY position
+RETURNING id
+"""
+
+# finish_job and fail_job: fenced by (id, retries, state), so a stale holder changes nothing.
+UPDATE_RESULT: Final = """
+UPDATE minion_jobs SET finished = NOW(), result = %(result)s::jsonb, state = %(state)s::minion_state
+WHERE id = %(id)s::bigint AND retries = %(retries)s::int AND state = 'active'
+RETURNING attempts
+"""
+
+HISTORY: Final = """
+SELECT EXTRACT(EPOCH FROM ts)::float8 AS epoch,
+  COALESCE(failed_jobs, 0)::int AS failed_jobs, COALESCE(finished_jobs, 0)::int AS finished_jobs
+FROM (
+  SELECT EXTRACT(DAY FROM finished) AS day, EXTRACT(HOUR FROM finished) AS hour,
+    COUNT(*) FILTER (WHERE state = 'failed') AS failed_jobs,
+    COUNT(*) FILTER (WHERE state = 'finished') AS finished_jobs
+  FROM minion_jobs
+  WHERE finished > NOW() - INTERVAL '23 hours'
+  GROUP BY day, hour
+) AS j RIGHT OUTER JOIN (
+  SELECT ts FROM GENERATE_SERIES(NOW() - INTERVAL '23 hours', NOW(), INTERVAL '1 hour') AS ts
+) AS s ON EXTRACT(HOUR FROM ts) = j.hour AND EXTRACT(DAY FROM ts) = j.day
+ORDER BY epoch ASC
+"""
+
+_JOB_FILTER: Final = """
+WHERE (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+  AND (%(notes)s::text[] IS NULL OR notes ?| %(notes)s::text[])
+  AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND (%(states)s::minion_state[] IS NULL OR state = ANY(%(states)s::minion_state[]))
+  AND (%(tasks)s::text[] IS NULL OR task = ANY(%(tasks)s::text[]))
+  AND (state != 'inactive' OR expires IS NULL OR expires > NOW())
+"""
+
+# The page and the total are separate statements. Perl's single statement with COUNT(*) OVER()
+# materialises every matching row, children included, before the LIMIT applies; at millions of
+# rows that took tens of seconds and exhausted temp space (Minion #139). Here the page is read
+# backwards along the primary key and stops at LIMIT, and `children` runs for page rows only.
+LIST_JOBS: Final = (
+    """
+SELECT id, args, attempts,
+  ARRAY(SELECT c.id FROM minion_jobs AS c WHERE c.parents @> ARRAY[j.id] ORDER BY c.id) AS children,
+  EXTRACT(EPOCH FROM created)::float8 AS created, EXTRACT(EPOCH FROM delayed)::float8 AS delayed,
+  EXTRACT(EPOCH FROM expires)::float8 AS expires, EXTRACT(EPOCH FROM finished)::float8 AS finished,
+  lax, notes, parents, priority, queue, result, EXTRACT(EPOCH FROM retried)::float8 AS retried,
+  retries, EXTRACT(EPOCH FROM started)::float8 AS started, state::text AS state, task,
+  EXTRACT(EPOCH FROM NOW())::float8 AS time, worker
+FROM minion_jobs AS j
+"""
+    + _JOB_FILTER
+    + """
+ORDER BY id DESC
+LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint
+"""
+)
+
+COUNT_JOBS: Final = "SELECT COUNT(*)::bigint AS total FROM minion_jobs" + _JOB_FILTER
+
+_LOCK_FILTER: Final = """
+WHERE expires > NOW() AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
+"""
+
+LIST_LOCKS: Final = (
+    "SELECT id, name, EXTRACT(EPOCH FROM expires)::float8 AS expires FROM minion_locks"
+    + _LOCK_FILTER
+    + "ORDER BY id DESC LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint"
+)
+
+COUNT_LOCKS: Final = "SELECT COUNT(*)::bigint AS total FROM minion_locks" + _LOCK_FILTER
+
+_WORKER_FILTER: Final = """
+WHERE (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+"""
+
+LIST_WORKERS: Final = (
+    """
+SELECT id, host, pid, status,
+  EXTRACT(EPOCH FROM notified)::float8 AS notified, EXTRACT(EPOCH FROM started)::float8 AS started,
+  ARRAY(
+    SELECT j.id FROM minion_jobs AS j
+    WHERE j.state = 'active' AND j.worker = w.id ORDER BY j.id
+  ) AS jobs
+FROM minion_workers AS w
+"""
+    + _WORKER_FILTER
+    + "ORDER BY id DESC LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint"
+)
+
+COUNT_WORKERS: Final = "SELECT COUNT(*)::bigint AS total FROM minion_workers" + _WORKER_FILTER
+
+LOCK: Final = "SELECT minion_lock(%(name)s::text, %(duration)s::int, %(limit)s::int) AS locked"
+
+NOTE: Final = """
+UPDATE minion_jobs SET notes = JSONB_STRIP_NULLS(notes || %(merge)s::jsonb)
+WHERE id = %(id)s::bigint
+"""
+
+RECEIVE: Final = """
+UPDATE minion_workers AS new SET inbox = '[]'
+FROM (SELECT id, inbox FROM minion_workers WHERE id = %(id)s::bigint FOR UPDATE) AS old
+WHERE new.id = old.id AND old.inbox != '[]'
+RETURNING old.inbox AS inbox
+"""
+
+# A worker reaped by repair re-inserts itself with its old id at its next heartbeat; on
+# conflict only the heartbeat and the status change, host, pid and started keep their values.
+REGISTER_WORKER: Final = """
+INSERT INTO minion_workers (id, host, pid, status)
+VALUES (
+  COALESCE(%(id)s::bigint, NEXTVAL('minion_workers_id_seq')), %(host)s::text, %(pid)s::int,
+  %(status)s::jsonb
+)
+ON CONFLICT (id) DO UPDATE SET notified = NOW(), status = EXCLUDED.status
+RETURNING id
+"""
+
+REMOVE_JOB: Final = """
+DELETE FROM minion_jobs WHERE id = %(id)s::bigint AND state IN ('inactive', 'failed', 'finished')
+"""
+
+REPAIR_MISSING_WORKERS: Final = """
+DELETE FROM minion_workers WHERE notified < NOW() - INTERVAL '1 second' * %(seconds)s::float8
+"""
+
+# Finished parents of unfinished children stay, or the children would lose their dependency
+# (Minion #129, restored in 10.31).
+REPAIR_OLD_JOBS: Final = """
+DELETE FROM minion_jobs
+WHERE id IN (
+  SELECT id FROM minion_jobs
+  WHERE state = 'finished' AND finished <= NOW() - INTERVAL '1 second' * %(seconds)s::float8
+  EXCEPT SELECT UNNEST(parents) AS id FROM minion_jobs WHERE state != 'finished'
+)
+"""
+
+REPAIR_EXPIRED_JOBS: Final = "DELETE FROM minion_jobs WHERE state = 'inactive' AND expires <= NOW()"
+
+REPAIR_ABANDONED_JOBS: Final = """
+SELECT id, retries FROM minion_jobs AS j
+WHERE state = 'active' AND queue != 'minion_foreground'
+  AND NOT EXISTS (SELECT 1 FROM minion_workers WHERE id = j.worker)
+"""
+
+REPAIR_STUCK_JOBS: Final = """
+UPDATE minion_jobs SET state = 'failed', result = '"Job appears stuck in queue"'
+WHERE state = 'inactive' AND delayed + %(seconds)s::float8 * INTERVAL '1 second' < NOW()
+"""
+
+RESET_ALL: Final = "TRUNCATE minion_jobs, minion_locks, minion_workers RESTART IDENTITY"
+RESET_ALL_WITH_SCHEDULES: Final = (
+    "TRUNCATE minion_jobs, minion_locks, minion_schedules, minion_workers RESTART IDENTITY"
+)
+RESET_LOCKS: Final = "TRUNCATE minion_locks"
+
+RETRY_JOB: Final = """
+UPDATE minion_jobs SET
+  attempts = COALESCE(%(attempts)s::int, attempts),
+  delayed = NOW() + INTERVAL '1 second' * %(delay)s::float8,
+  expires = CASE WHEN %(expire)s::bigint IS NOT NULL
+    THEN NOW() + INTERVAL '1 second' * %(expire)s::bigint ELSE expires END,
+  lax = COALESCE(%(lax)s::bool, lax),
+  parents = COALESCE(%(parents)s::bigint[], parents),
+  priority = COALESCE(%(priority)s::int, priority),
+  queue = COALESCE(%(queue)s::text, queue),
+  retried = NOW(), retries = retries + 1, state = 'inactive'
+WHERE id = %(id)s::bigint AND retries = %(retries)s::int
+"""
+
+# One statement of independent sub-selects, each served by an index (Minion #132/#133).
+_STATS_COLUMNS: Final = """
+SELECT
+  (SELECT COUNT(*) FROM minion_jobs
+    WHERE state = 'inactive' AND (expires IS NULL OR expires > NOW()))::bigint AS inactive_jobs,
+  (SELECT COUNT(*) FROM minion_jobs WHERE state = 'active')::bigint AS active_jobs,
+  (SELECT COUNT(*) FROM minion_jobs WHERE state = 'failed')::bigint AS failed_jobs,
+  (SELECT COUNT(*) FROM minion_jobs WHERE state = 'finished')::bigint AS finished_jobs,
+  (SELECT COUNT(*) FROM minion_jobs
+    WHERE state = 'inactive' AND delayed > NOW())::bigint AS delayed_jobs,
+  (SELECT COUNT(*) FROM minion_locks WHERE expires > NOW())::bigint AS active_locks,
+  (SELECT COUNT(DISTINCT worker) FROM minion_jobs WHERE state = 'active')::bigint AS active_workers,
+  (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM minion_jobs_id_seq)::bigint
+    AS enqueued_jobs,
+  (SELECT COUNT(*) FROM minion_workers)::bigint AS workers,
+  EXTRACT(EPOCH FROM NOW() - PG_POSTMASTER_START_TIME())::float8 AS uptime
+"""
+
+STATS: Final = _STATS_COLUMNS
+
+STATS_WITH_SCHEDULES: Final = (
+    _STATS_COLUMNS
+    + """,
+  (SELECT COUNT(*) FROM minion_schedules WHERE NOT paused)::bigint AS schedules,
+  (SELECT COUNT(*) FROM minion_schedules WHERE paused)::bigint AS inactive_schedules
+"""
+)
+
+UNLOCK: Final = """
+DELETE FROM minion_locks WHERE id = (
+  SELECT id FROM minion_locks WHERE expires > NOW() AND name = %(name)s::text
+  ORDER BY expires LIMIT 1 FOR UPDATE
+)
+"""
+
+UNREGISTER_WORKER: Final = "DELETE FROM minion_workers WHERE id = %(id)s::bigint"
+
+# Schedules (Minion 12, schema 25).
+
+DATABASE_NOW: Final = "SELECT EXTRACT(EPOCH FROM NOW())::float8 AS now"
+
+# Re-adding a name keeps its id, `paused` and `created`; its next run is kept unless the
+# cron expression changed.
+SCHEDULE: Final = """
+INSERT INTO minion_schedules
+  (args, attempts, cron, expire, lax, name, next_run, notes, priority, queue, task)
+VALUES (
+  %(args)s::jsonb, %(attempts)s::int, %(cron)s::text, %(expire)s::int, %(lax)s::bool,
+  %(name)s::text, TO_TIMESTAMP(%(next_run)s::float8), %(notes)s::jsonb, %(priority)s::int,
+  %(queue)s::text, %(task)s::text
+)
+ON CONFLICT (name) DO UPDATE SET
+  args = EXCLUDED.args, attempts = EXCLUDED.attempts, cron = EXCLUDED.cron,
+  expire = EXCLUDED.expire, lax = EXCLUDED.lax, notes = EXCLUDED.notes,
+  priority = EXCLUDED.priority, queue = EXCLUDED.queue, task = EXCLUDED.task,
+  next_run = CASE WHEN minion_schedules.cron = EXCLUDED.cron
+    THEN minion_schedules.next_run ELSE EXCLUDED.next_run END
+RETURNING id
+"""
+
+UNSCHEDULE: Final = "DELETE FROM minion_schedules WHERE name = %(name)s::text"
+
+SET_SCHEDULE_PAUSED: Final = """
+UPDATE minion_schedules SET paused = %(paused)s::bool WHERE name = %(name)s::text
+"""
+
+_SCHEDULE_FILTER: Final = """
+WHERE (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+  AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
+"""
+
+LIST_SCHEDULES: Final = (
+    """
+SELECT id, args, attempts, EXTRACT(EPOCH FROM created)::float8 AS created, cron, expire, last_job,
+  EXTRACT(EPOCH FROM last_run)::float8 AS last_run, lax, name,
+  EXTRACT(EPOCH FROM next_run)::float8 AS next_run, notes, paused, priority, queue, task
+FROM minion_schedules
+"""
+    + _SCHEDULE_FILTER
+    + "ORDER BY id DESC LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint"
+)
+
+COUNT_SCHEDULES: Final = "SELECT COUNT(*)::bigint AS total FROM minion_schedules" + _SCHEDULE_FILTER
+
+# The advisory key is shared with Perl's dispatcher: whichever process holds it dispatches, the
+# others return at once without blocking.
+TRY_DISPATCH_LOCK: Final = """
+SELECT PG_TRY_ADVISORY_XACT_LOCK(HASHTEXT('minion.schedules')) AS locked
+"""
+
+DUE_SCHEDULES: Final = """
+SELECT id, name, args, attempts, cron, expire, lax, notes, priority, queue, task,
+  EXTRACT(EPOCH FROM next_run)::float8 AS next_run, EXTRACT(EPOCH FROM NOW())::float8 AS now
+FROM minion_schedules
+WHERE next_run <= NOW() AND NOT paused
+FOR UPDATE
+"""
+
+SCHEDULE_DISPATCHED: Final = """
+UPDATE minion_schedules
+SET last_job = %(job)s::bigint, last_run = NOW(), next_run = TO_TIMESTAMP(%(next_run)s::float8)
+WHERE id = %(id)s::bigint
+"""
+
+HAS_SCHEDULES: Final = "SELECT TO_REGCLASS('minion_schedules') IS NOT NULL AS present"
+
+# Mojo::Pg::Migrations bookkeeping, shared with every Perl application on the database.
+
+MIGRATIONS_TABLE_EXISTS: Final = "SELECT TO_REGCLASS('mojo_migrations') IS NOT NULL AS present"
+
+ACTIVE_VERSION: Final = "SELECT version FROM mojo_migrations WHERE name = %(name)s::text"
+
+CREATE_MIGRATIONS_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS mojo_migrations (
+  name    TEXT PRIMARY KEY,
+  version BIGINT NOT NULL CHECK (version >= 0)
+)
+"""
+
+# Serialises our own migrators before they race on CREATE TABLE IF NOT EXISTS, which two
+# sessions cannot run concurrently without one failing on the catalog's unique index.
+MIGRATION_ADVISORY_LOCK: Final = "SELECT PG_ADVISORY_XACT_LOCK(HASHTEXT('mojo_migrations'))"
+
+LOCK_MIGRATIONS_TABLE: Final = "LOCK TABLE mojo_migrations IN EXCLUSIVE MODE"
+
+SET_VERSION: Final = """
+INSERT INTO mojo_migrations (name, version) VALUES (%(name)s::text, %(version)s::bigint)
+ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version
+"""
+
+SCHEMA_READY: Final = """
+SELECT TO_REGCLASS('minion_jobs') IS NOT NULL
+  AND TO_REGCLASS('minion_workers') IS NOT NULL
+  AND TO_REGCLASS('minion_locks') IS NOT NULL
+  AND TO_REGPROCEDURE('minion_lock(text, integer, integer)') IS NOT NULL
+  AND EXISTS (
+    SELECT 1 FROM pg_attribute
+    WHERE attrelid = TO_REGCLASS('minion_jobs') AND attname = 'lax' AND NOT attisdropped
+  ) AS ready
+"""

@@ -1,0 +1,151 @@
+"""Records shared by every layer: the shapes the backend returns. No I/O.
+
+The dictionaries keep Perl Minion's keys exactly, so that code (and people) who know
+``Minion::Backend::Pg`` find the same fields. Timestamps are epoch seconds as floats; booleans
+such as ``lax`` and ``paused`` are Python ``bool`` (Perl shows them as 1/0; ``True == 1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NotRequired, TypedDict
+
+JobState = Literal["inactive", "active", "failed", "finished"]
+JOB_STATES: tuple[JobState, ...] = ("inactive", "active", "failed", "finished")
+
+
+class DequeuedJob(TypedDict):
+    """What ``dequeue`` hands a worker: enough to run the job and to fence its updates."""
+
+    id: int
+    args: list[Any]
+    retries: int
+    task: str
+
+
+class JobInfo(TypedDict):
+    """One row of ``list_jobs``, with ``children`` and the server's ``time``."""
+
+    id: int
+    args: list[Any]
+    attempts: int
+    children: list[int]
+    created: float
+    delayed: float
+    expires: float | None
+    finished: float | None
+    lax: bool
+    notes: dict[str, Any]
+    parents: list[int]
+    priority: int
+    queue: str
+    result: Any
+    retried: float | None
+    retries: int
+    started: float | None
+    state: JobState
+    task: str
+    time: float
+    worker: int | None
+
+
+class JobList(TypedDict):
+    jobs: list[JobInfo]
+    total: int
+
+
+class WorkerInfo(TypedDict):
+    id: int
+    host: str
+    pid: int
+    status: dict[str, Any]
+    notified: float
+    started: float
+    jobs: list[int]
+
+
+class WorkerList(TypedDict):
+    workers: list[WorkerInfo]
+    total: int
+
+
+class LockInfo(TypedDict):
+    id: int
+    name: str
+    expires: float
+
+
+class LockList(TypedDict):
+    locks: list[LockInfo]
+    total: int
+
+
+class ScheduleInfo(TypedDict):
+    id: int
+    args: list[Any]
+    attempts: int
+    created: float
+    cron: str
+    expire: int | None
+    last_job: int | None
+    last_run: float | None
+    lax: bool
+    name: str
+    next_run: float
+    notes: dict[str, Any]
+    paused: bool
+    priority: int
+    queue: str
+    task: str
+
+
+class ScheduleList(TypedDict):
+    schedules: list[ScheduleInfo]
+    total: int
+
+
+class DispatchedSchedule(TypedDict):
+    """One job created by ``dispatch_schedules``: the schedule's id and name, and the job id."""
+
+    id: int
+    name: str
+    job: int
+
+
+class Stats(TypedDict):
+    """``stats``: Perl's fields; ``schedules``/``inactive_schedules`` only at schema 25."""
+
+    active_jobs: int
+    active_locks: int
+    active_workers: int
+    delayed_jobs: int
+    enqueued_jobs: int
+    failed_jobs: int
+    finished_jobs: int
+    inactive_jobs: int
+    inactive_workers: int
+    uptime: float
+    workers: int
+    schedules: NotRequired[int]
+    inactive_schedules: NotRequired[int]
+
+
+class HistoryPoint(TypedDict):
+    epoch: float
+    failed_jobs: int
+    finished_jobs: int
+
+
+class History(TypedDict):
+    daily: list[HistoryPoint]
+
+
+@dataclass(frozen=True, slots=True)
+class RepairReport:
+    """What one ``repair`` did, step by step (Perl returns nothing; operators want the counts)."""
+
+    workers_removed: int
+    finished_jobs_removed: int
+    expired_jobs_removed: int
+    jobs_failed_worker_gone: int
+    jobs_failed_stuck: int

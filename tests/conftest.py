@@ -1,0 +1,57 @@
+"""Fixtures shared by every suite: a real PostgreSQL and a fresh database per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from helpers.postgres import Databases, Server, run_server
+
+from minion_daemon.backend import PgBackend
+
+
+def _migrate(dsn: str, version: int) -> None:
+    backend = PgBackend(dsn, pooled=False)
+    try:
+        backend.migrate(version)
+    finally:
+        backend.close()
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    with run_server() as databases:
+        yield databases
+
+
+@pytest.fixture(scope="session")
+def pg_server(databases: Databases) -> Server:
+    return databases.server
+
+
+@pytest.fixture
+def make_database(databases: Databases) -> Iterator[Callable[[int | None], str]]:
+    """Create fresh databases at a schema version (None: empty); each is dropped after the test."""
+    created: list[str] = []
+
+    def make(version: int | None = 25) -> str:
+        name = databases.create(version, _migrate)
+        created.append(name)
+        return databases.server.dsn(name)
+
+    yield make
+    for name in created:
+        databases.drop(name)
+
+
+@pytest.fixture
+def dsn(make_database: Callable[[int | None], str]) -> str:
+    """A fresh database migrated to the latest schema (25)."""
+    return make_database(25)
+
+
+@pytest.fixture
+def backend(dsn: str) -> Iterator[PgBackend]:
+    backend = PgBackend(dsn, min_size=0, max_size=2)
+    yield backend
+    backend.close()

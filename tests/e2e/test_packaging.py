@@ -1,0 +1,48 @@
+"""The wheel users install carries the schema: sdist, wheel from that sdist, clean venv, migrate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*argv: str | Path, cwd: Path = ROOT) -> str:
+    result = subprocess.run(
+        [str(arg) for arg in argv], cwd=cwd, capture_output=True, text=True, check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"{argv}: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_installed_wheel_migrates_without_the_source_tree(
+    tmp_path: Path, make_database: Callable[[int | None], str]
+) -> None:
+    dist = tmp_path / "dist"
+    # Without --sdist/--wheel, build makes the sdist and then the wheel from that sdist.
+    _run(sys.executable, "-m", "build", "--outdir", dist, ROOT)
+    (sdist,) = dist.glob("*.tar.gz")
+    (wheel,) = dist.glob("*.whl")
+    with tarfile.open(sdist) as archive:
+        assert any(name.endswith("/migrations/pg.sql") for name in archive.getnames())
+    with zipfile.ZipFile(wheel) as archive:
+        assert "minion_daemon/migrations/pg.sql" in archive.namelist()
+
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", venv)
+    _run(venv / "bin" / "pip", "install", "-q", "--disable-pip-version-check", wheel)
+    dsn = make_database(None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    output = _run(venv / "bin" / "minion-daemon", "migrate", "--dsn", dsn, cwd=elsewhere)
+    assert output == "25\n"
+    assert _run(venv / "bin" / "minion-daemon", "migrate", "--to", "23", "--dsn", dsn) == "23\n"

@@ -1,0 +1,64 @@
+"""Config loading: typed values, ${VAR} expansion, and errors naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from minion_daemon.config import ConfigError, load_config, parse_config
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_postgres_section() -> None:
+    config = parse_config(None, "test.yaml")
+    assert config.postgres.dsn is None
+    assert config.postgres.max_schema_version == 25
+    assert config.postgres.auto_migrate is True
+
+
+def test_values_and_environment_expansion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASS_FOR_TEST", "s3cret")
+    path = _write(
+        tmp_path,
+        "postgres:\n  dsn: postgresql://app:${PGPASS_FOR_TEST}@db/minion\n"
+        "  max_schema_version: 23\n  auto_migrate: false\n",
+    )
+    config = load_config(path)
+    assert config.postgres.dsn == "postgresql://app:s3cret@db/minion"
+    assert config.postgres.max_schema_version == 23
+    assert config.postgres.auto_migrate is False
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("postgres:\n  dsn: 5\n", r"postgres\.dsn: expected a string, got 5"),
+        ("postgres:\n  max_schema_version: 22\n", r"postgres\.max_schema_version: expected a number from 23 to 25"),
+        ("postgres:\n  auto_migrate: 1\n", r"postgres\.auto_migrate: expected true or false"),
+        ("postgres:\n  pool_max_size: true\n", r"postgres\.pool_max_size: expected an integer"),
+        ("postgres:\n  colour: blue\n", r"postgres\.colour: unknown key; expected one of dsn"),
+        ("nonsense: {}\n", r"nonsense: unknown section; expected one of postgres"),
+        ("postgres: [1]\n", r"postgres: expected a mapping"),
+        ("- 1\n", r"expected a mapping of sections"),
+        ("postgres: {dsn: '${NOT_SET_ANYWHERE_42}'}\n", r"environment variable NOT_SET_ANYWHERE_42 is not set"),
+        ("postgres: [\n", r"not valid YAML"),
+    ],
+)
+def test_errors_name_file_key_and_expectation(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(str(path))
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "absent.yaml")

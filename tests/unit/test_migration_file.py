@@ -1,0 +1,29 @@
+"""The shipped migration file, parsed without a database."""
+
+from __future__ import annotations
+
+from minion_daemon.backend.migrate import load_migrations, parse_migrations
+
+
+def test_shipped_file_has_minion_versions() -> None:
+    migrations = load_migrations()
+    assert sorted(migrations.up) == [18, 19, 20, 22, 23, 24, 25]
+    assert sorted(migrations.down) == [18, 25]
+    assert migrations.latest == 25
+
+
+def test_sql_for_runs_ups_ascending_and_downs_descending() -> None:
+    migrations = parse_migrations(
+        "-- 1 up\nA;\n-- 1 down\na;\n--2 up\nB;\n-- 3 UP\nC;\n-- 3 down\nc;\n"
+    )
+    assert migrations.sql_for(0, 3) == "A;\nB;\nC;"
+    assert migrations.sql_for(1, 3) == "B;\nC;"
+    assert migrations.sql_for(3, 0) == "c;\na;"
+    assert migrations.sql_for(3, 1) == "c;"
+    assert migrations.sql_for(2, 2) == ""
+
+
+def test_version_25_creates_schedules_and_its_down_drops_them() -> None:
+    migrations = load_migrations()
+    assert "CREATE TABLE IF NOT EXISTS minion_schedules" in migrations.up[25]
+    assert migrations.down[25] == "DROP TABLE IF EXISTS minion_schedules;"

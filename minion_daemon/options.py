@@ -10,6 +10,7 @@ that a user mistake never surfaces as a driver error.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -23,6 +24,8 @@ BIGINT_MAX: Final = 2**63 - 1
 MAX_SECONDS: Final = float(INT_MAX)
 
 Options = Mapping[str, Any] | None
+
+_DECIMAL: Final = re.compile(r"-?[0-9]{1,19}")
 
 
 def _fail_type(where: str, expected: str, value: object) -> TypeError:
@@ -54,10 +57,11 @@ def check_int(where: str, value: object, low: int, high: int) -> int:
 
 
 def check_seconds(where: str, value: object) -> float:
-    """A finite, non-negative number of seconds; fractions allowed."""
+    """A finite number of seconds from 0 to :data:`MAX_SECONDS`; fractions allowed."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail_type(where, "a number of seconds", value)
-    if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
+    # Compare before converting: math.isfinite() overflows on huge ints.
+    if not (0 <= value <= MAX_SECONDS and math.isfinite(value)):
         raise ValueError(f"{where} must be between 0 and {MAX_SECONDS:.0f} seconds, got {value}")
     return float(value)
 
@@ -128,18 +132,20 @@ def check_notes(where: str, value: object) -> dict[str, Any]:
 
 def check_id(where: str, value: object) -> int:
     """A job, worker or schedule id; strings of digits are accepted, as Perl accepts them."""
-    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
         value = int(value)
     return check_int(where, value, -BIGINT_MAX - 1, BIGINT_MAX)
 
 
 def check_ids(where: str, value: object) -> list[int]:
+    """A list of ids (see :func:`check_id`)."""
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
         raise _fail_type(where, "a list of ids", value)
     return [check_id(f"{where}[{index}]", item) for index, item in enumerate(value)]
 
 
 def check_names(where: str, value: object) -> list[str]:
+    """A list of strings, each storable in a TEXT column."""
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
         raise _fail_type(where, "a list of strings", value)
     return [check_text(f"{where}[{index}]", item, empty=True) for index, item in enumerate(value)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from helpers.postgres import Databases, Server, run_server
+from helpers.postgres import Databases, Reusable, Server, run_server
 
 from minion_daemon.backend import PgBackend
 
@@ -44,10 +44,20 @@ def make_database(databases: Databases) -> Iterator[Callable[[int | None], str]]
         databases.drop(name)
 
 
+@pytest.fixture(scope="session")
+def _reusable(databases: Databases) -> Reusable:
+    return Reusable(databases, lambda: databases.create(25, _migrate))
+
+
 @pytest.fixture
-def dsn(make_database: Callable[[int | None], str]) -> str:
-    """A fresh database migrated to the latest schema (25)."""
-    return make_database(25)
+def dsn(_reusable: Reusable) -> Iterator[str]:
+    """An empty database at the latest schema (25), emptied again after the test.
+
+    Tests that change the schema itself may use it too (it is then dropped after them), but
+    those that need a particular version or an empty database use ``make_database``.
+    """
+    yield _reusable.acquire()
+    _reusable.release()
 
 
 @pytest.fixture

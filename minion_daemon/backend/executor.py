@@ -14,7 +14,8 @@ from typing import Any, Final, LiteralString
 
 import psycopg
 
-from minion_daemon.backend import migrate, sql
+from minion_daemon.backend import migrate as schema
+from minion_daemon.backend import sql
 from minion_daemon.backend.connections import (
     Connection,
     ConnectionSettings,
@@ -63,8 +64,8 @@ class PgExecutor:
             else SingleConnection(settings)
         )
         self._auto_migrate = auto_migrate
-        self._max_schema_version = max_schema_version or migrate.load_migrations().latest
-        self._schema: migrate.SchemaState | None = None
+        self._max_schema_version = max_schema_version or schema.load_migrations().latest
+        self._schema: schema.SchemaState | None = None
         self._has_schedules = False
 
     @property
@@ -83,13 +84,13 @@ class PgExecutor:
 
         Unlike the automatic migration this may go down: version 0 removes every Minion table.
         """
-        migrations = migrate.load_migrations()
+        migrations = schema.load_migrations()
         version = migrations.latest if target is None else target
         with translate_errors("migrate"), self._source.connection() as conn:
             self._check_server(conn)
-            migrate.migrate(conn, version, migrations)
+            schema.migrate(conn, version, migrations)
             self._schema = None
-            return migrate.active_version(conn)
+            return schema.active_version(conn)
 
     def close(self) -> None:
         """Close every connection this backend opened."""
@@ -102,11 +103,11 @@ class PgExecutor:
         with translate_errors(operation), self._source.connection() as conn:
             yield conn
 
-    def _ready(self) -> migrate.SchemaState:
+    def _ready(self) -> schema.SchemaState:
         if self._schema is None:
             with translate_errors("connect"), self._source.connection() as conn:
                 self._check_server(conn)
-                state = migrate.ensure_schema(
+                state = schema.ensure_schema(
                     conn, self._max_schema_version, auto_migrate=self._auto_migrate
                 )
                 self._has_schedules = bool(self.scalar_on(conn, sql.HAS_SCHEDULES))

@@ -9,6 +9,7 @@ that listens before it claims, and a ``repair`` that reports what it did.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -39,10 +40,12 @@ from minion_daemon.model import (
 )
 from minion_daemon.options import (
     INT_MAX,
+    MAX_SECONDS,
     Options,
     check_args,
     check_bool,
     check_id,
+    check_ids,
     check_int,
     check_json,
     check_keys,
@@ -120,7 +123,8 @@ class PgBackend(ScheduleOperations, PgExecutor):
         """Append ``[command, *args]`` to the inbox of the given workers (all when no ids)."""
         check_text("broadcast: command", command)
         message = [[command, *check_args("broadcast: args", args)]]
-        params = {"message": Jsonb(message), "ids": self._ids("broadcast: ids", ids or [])}
+        targets = [] if ids is None else check_ids("broadcast: ids", ids)
+        params = {"message": Jsonb(message), "ids": targets}
         return self.rowcount("broadcast", sql.BROADCAST, params) > 0
 
     def receive(self, worker_id: int) -> list[list[Any]]:
@@ -222,9 +226,15 @@ class PgBackend(ScheduleOperations, PgExecutor):
         Each item is ``(task, args, options)`` as for :meth:`enqueue`, and ``conn`` works the
         same way. Either every job is inserted or none is.
         """
+        if not isinstance(jobs, Sequence) or isinstance(jobs, str | bytes):
+            expected = "a list of (task, args, options)"
+            raise TypeError(f"enqueue_many: jobs must be {expected}, got {jobs!r:.60}")
         batch = []
-        for index, (task, args, options) in enumerate(jobs):
+        for index, job in enumerate(jobs):
             op = f"enqueue_many: jobs[{index}]"
+            if not isinstance(job, tuple | list) or len(job) != 3:
+                raise ValueError(f"{op} must be a (task, args, options) tuple, got {job!r:.60}")
+            task, args, options = job
             opts = parse_enqueue(op, task, args, options)
             batch.append(job_fields(task, check_args(op, args), opts))
         if not batch:
@@ -268,7 +278,7 @@ class PgBackend(ScheduleOperations, PgExecutor):
         check_json(f"{op}: result", result)
         if state == "finished":
             return self.rowcount(op, sql.UPDATE_RESULT, params) > 0
-        delay = check_seconds(f"{op}: backoff({retries})", self.backoff(retries))
+        delay = self._backoff_delay(retries)
         with self.connection(op) as conn, conn.transaction():
             row = conn.execute(sql.UPDATE_RESULT, params).fetchone()
             if row is None:
@@ -277,6 +287,18 @@ class PgBackend(ScheduleOperations, PgExecutor):
                 retry = {"attempts": row["attempts"] - 1, "delay": delay}
                 conn.execute(sql.RETRY_JOB, retry_params(job_id, retries, parse_retry(op, retry)))
         return True
+
+    def _backoff_delay(self, retries: int) -> float:
+        """``backoff(retries)`` within what an interval can hold.
+
+        Jobs that retry themselves to run periodically reach hundreds of retries, where
+        ``retries ** 4`` passes 68 years; such a delay means "not in this lifetime" either way,
+        and failing the job must never break on it.
+        """
+        delay = self.backoff(retries)
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or math.isnan(delay):
+            raise TypeError(f"backoff({retries}) must return a number of seconds, got {delay!r}")
+        return min(max(float(delay), 0.0), MAX_SECONDS)
 
     def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool:
         """Make the job inactive again, in any state, fenced by ``retries``.
@@ -306,7 +328,9 @@ class PgBackend(ScheduleOperations, PgExecutor):
         """A page of jobs, newest first, and the ``total`` matching the filters.
 
         Filters: ``before``, ``ids``, ``notes`` (any of these keys), ``queues``, ``states``,
-        ``tasks``. Inactive jobs that have expired are never listed.
+        ``tasks``. Inactive jobs that have expired are never listed. ``total`` is the true
+        count even for an offset past the end, where Perl reports 0 (an artefact of reading
+        it from the first row).
         """
         params = self._page_params("list_jobs", offset, limit, options, _JOB_FILTERS)
         jobs, total = self.page("list_jobs", (sql.LIST_JOBS, sql.COUNT_JOBS), params)
@@ -356,12 +380,14 @@ class PgBackend(ScheduleOperations, PgExecutor):
     def register_worker(self, worker_id: int | None = None, options: Options = None) -> int:
         """Insert or heartbeat a worker; returns its id. Options: ``status`` (a mapping)."""
         opts = check_keys("register_worker", options, frozenset(("status",)))
-        status = check_notes("register_worker: option 'status'", opts.get("status") or {})
+        status = opts.get("status")
+        if status is not None:
+            status = check_notes("register_worker: option 'status'", status)
         params = {
             "id": None if worker_id is None else check_id("register_worker: id", worker_id),
             "host": self._host,
             "pid": os.getpid(),
-            "status": Jsonb(status),
+            "status": Jsonb(status or {}),
         }
         return int(self.scalar("register_worker", sql.REGISTER_WORKER, params))
 
@@ -403,10 +429,6 @@ class PgBackend(ScheduleOperations, PgExecutor):
         return {"locks": cast("list[LockInfo]", locks), "total": total}
 
     # Helpers
-
-    @staticmethod
-    def _ids(where: str, ids: Sequence[int]) -> list[int]:
-        return [check_id(f"{where}[{index}]", value) for index, value in enumerate(ids)]
 
     @staticmethod
     def _page_params(

@@ -202,6 +202,76 @@ class Databases:
             self.drop(str(name))
 
 
+# Everything about the schema a test could have changed, hashed: relations, columns, functions,
+# triggers and the migration rows.
+_FINGERPRINT = """
+SELECT md5(concat_ws('|',
+  (SELECT string_agg(c.relname || c.relkind::text || c.relpersistence::text, ',' ORDER BY c.relname)
+     FROM pg_class AS c WHERE c.relnamespace = 'public'::regnamespace),
+  (SELECT string_agg(
+    a.attrelid::regclass::text || '.' || a.attname || a.atttypid::text || a.attnotnull::text,
+                     ',' ORDER BY a.attrelid::regclass::text, a.attnum)
+     FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+     WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(p.oid::regprocedure::text || md5(p.prosrc), ',' ORDER BY 1)
+     FROM pg_proc AS p WHERE p.pronamespace = 'public'::regnamespace),
+  (SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal),
+  (SELECT string_agg(name || version::text, ',' ORDER BY name) FROM mojo_migrations)
+))
+"""
+
+_EMPTY_TABLES = sql.SQL(
+    "TRUNCATE minion_jobs, minion_locks, minion_schedules, minion_workers RESTART IDENTITY"
+)
+
+_OTHER_SESSIONS = sql.SQL(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+class Reusable:
+    """One database at the latest schema, emptied between tests instead of made anew.
+
+    CREATE DATABASE costs about 0.3 s; TRUNCATE a few milliseconds. A test that changed the
+    schema (the fingerprint differs) gets its database dropped, and the next test a new one.
+    """
+
+    def __init__(self, databases: Databases, make: Callable[[], str]) -> None:
+        self._databases = databases
+        self._make = make
+        self._name: str | None = None
+        self._fingerprint = ""
+
+    def acquire(self) -> str:
+        if self._name is None:
+            self._name = self._make()
+            self._fingerprint = self._read_fingerprint()
+        return self._databases.server.dsn(self._name)
+
+    def _read_fingerprint(self) -> str:
+        assert self._name is not None
+        with psycopg.connect(self._databases.server.dsn(self._name), autocommit=True) as conn:
+            row = conn.execute(_FINGERPRINT).fetchone()
+        return str(row[0]) if row else ""
+
+    def release(self) -> None:
+        if self._name is None:
+            return
+        with psycopg.connect(self._databases.server.dsn(self._name), autocommit=True) as conn:
+            conn.execute(_OTHER_SESSIONS)
+        try:
+            unchanged = self._read_fingerprint() == self._fingerprint
+        except psycopg.Error:
+            unchanged = False
+        if unchanged:
+            with psycopg.connect(self._databases.server.dsn(self._name), autocommit=True) as conn:
+                conn.execute(_EMPTY_TABLES)
+        else:
+            self._databases.drop(self._name)
+            self._name = None
+
+
 @contextlib.contextmanager
 def run_server() -> Iterator[Databases]:
     server = find_server()

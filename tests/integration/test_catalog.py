@@ -132,7 +132,9 @@ INDEXES_25 = INDEXES_24 | dict(
     [
         _index("minion_schedules_name_key", "minion_schedules", "btree (name)", unique=True),
         _index(
-            "minion_schedules_next_run_idx", "minion_schedules", "btree (next_run) WHERE (NOT paused)"
+            "minion_schedules_next_run_idx",
+            "minion_schedules",
+            "btree (next_run) WHERE (NOT paused)",
         ),
         _index("minion_schedules_pkey", "minion_schedules", "btree (id)", unique=True),
     ]

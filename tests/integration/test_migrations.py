@@ -69,7 +69,7 @@ def test_auto_migrate_stops_at_max_schema_version(make_database: MakeDatabase, t
         backend.enqueue("test")
         assert backend.schema_version == target
         assert backend.has_schedules is (target == 25)
-        assert "schedules" in backend.stats() if target == 25 else "schedules" not in backend.stats()
+        assert ("schedules" in backend.stats()) is (target == 25)
     finally:
         backend.close()
     assert _recorded_version(dsn) == target
@@ -137,7 +137,7 @@ def test_newer_schema_without_our_tables_is_refused(make_database: MakeDatabase)
 def test_without_auto_migrate_an_empty_database_is_refused(make_database: MakeDatabase) -> None:
     backend = PgBackend(make_database(None), pooled=False, auto_migrate=False)
     try:
-        with pytest.raises(SchemaError, match="version 0.*run `minion-daemon migrate`"):
+        with pytest.raises(SchemaError, match=r"version 0.*run `minion-daemon migrate`"):
             backend.enqueue("test")
     finally:
         backend.close()

@@ -41,14 +41,20 @@ def test_values_and_environment_expansion(
     ("text", "message"),
     [
         ("postgres:\n  dsn: 5\n", r"postgres\.dsn: expected a string, got 5"),
-        ("postgres:\n  max_schema_version: 22\n", r"postgres\.max_schema_version: expected a number from 23 to 25"),
+        (
+            "postgres:\n  max_schema_version: 22\n",
+            r"postgres\.max_schema_version: expected a number from 23 to 25",
+        ),
         ("postgres:\n  auto_migrate: 1\n", r"postgres\.auto_migrate: expected true or false"),
         ("postgres:\n  pool_max_size: true\n", r"postgres\.pool_max_size: expected an integer"),
         ("postgres:\n  colour: blue\n", r"postgres\.colour: unknown key; expected one of dsn"),
         ("nonsense: {}\n", r"nonsense: unknown section; expected one of postgres"),
         ("postgres: [1]\n", r"postgres: expected a mapping"),
         ("- 1\n", r"expected a mapping of sections"),
-        ("postgres: {dsn: '${NOT_SET_ANYWHERE_42}'}\n", r"environment variable NOT_SET_ANYWHERE_42 is not set"),
+        (
+            "postgres: {dsn: '${NOT_SET_ANYWHERE_42}'}\n",
+            r"environment variable NOT_SET_ANYWHERE_42 is not set",
+        ),
         ("postgres: [\n", r"not valid YAML"),
     ],
 )

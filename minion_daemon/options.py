@@ -19,6 +19,8 @@ from minion_daemon.model import JOB_STATES
 
 INT_MAX: Final = 2**31 - 1
 BIGINT_MAX: Final = 2**63 - 1
+#: Deepest JSON nesting accepted; the JSON encoder recurses, and Python's stack ends near 1000.
+MAX_JSON_DEPTH: Final = 500
 #: Longest delay accepted: about 68 years, far beyond any queue's horizon, and well inside
 #: PostgreSQL's interval and timestamp ranges.
 MAX_SECONDS: Final = float(INT_MAX)
@@ -74,6 +76,12 @@ def check_text(where: str, value: object, *, empty: bool = False) -> str:
         raise ValueError(f"{where} must not be empty")
     if "\x00" in value:
         raise ValueError(f"{where} contains a NUL character, which PostgreSQL cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{where} contains {value[error.start]!r} (a lone surrogate), which UTF-8 cannot encode"
+        ) from None
     return value
 
 
@@ -90,26 +98,38 @@ def check_json(where: str, value: object) -> None:
     """Raise unless ``value`` round-trips exactly through JSONB.
 
     That rules out non-string keys (JSON would turn them into strings), NaN and infinities,
-    NUL characters (JSONB refuses them) and any type JSON has no form for.
+    text PostgreSQL refuses (NUL, lone surrogates), nesting deeper than the encoder can walk,
+    and any type JSON has no form for. The walk is iterative: a hostile document cannot blow
+    Python's stack here.
     """
-    if value is None or isinstance(value, bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where} holds {value}, which JSON cannot represent")
-    elif isinstance(value, str):
-        check_text(where, value, empty=True)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_json(f"{where}[{index}]", item)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
+    pending: list[tuple[str, object, int]] = [(where, value, 0)]
+    while pending:
+        path, item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+        pending.extend(_json_children(path, item, depth + 1))
+
+
+def _json_children(path: str, item: object, depth: int) -> list[tuple[str, object, int]]:
+    """Check one JSON value; return its members to check next."""
+    if item is None or isinstance(item, bool | int):
+        return []
+    if isinstance(item, float):
+        if not math.isfinite(item):
+            raise ValueError(f"{path} holds {item}, which JSON cannot represent")
+        return []
+    if isinstance(item, str):
+        check_text(path, item, empty=True)
+        return []
+    if isinstance(item, list | tuple):
+        return [(f"{path}[{index}]", member, depth) for index, member in enumerate(item)]
+    if isinstance(item, Mapping):
+        for key in item:
             if not isinstance(key, str):
-                raise _fail_type(f"{where} key {key!r}", "a string", key)
-            check_text(f"{where} key {key!r}", key, empty=True)
-            check_json(f"{where}[{key!r}]", item)
-    else:
-        raise _fail_type(where, "JSON-serialisable", value)
+                raise _fail_type(f"{path} key {key!r}", "a string", key)
+            check_text(f"{path} key {key!r}", key, empty=True)
+        return [(f"{path}[{key!r}]", member, depth) for key, member in item.items()]
+    raise _fail_type(path, "JSON-serialisable", item)
 
 
 def check_args(where: str, value: object) -> list[Any]:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from minion_daemon.backend.pg import PgBackend, default_backoff
 from minion_daemon.backend.protocol import Backend
+
+if TYPE_CHECKING:
+
+    def _conforms(backend: PgBackend) -> Backend:
+        """mypy proves here that PgBackend implements every operation of the protocol."""
+        return backend
 
 __all__ = ["Backend", "PgBackend", "default_backoff"]

@@ -60,6 +60,9 @@ class PooledConnections:
             kwargs=settings.kwargs(),
             connection_class=psycopg.Connection[DictRow],
             name="minion-daemon",
+            # Waiting for a connection longer than it takes to make one means the database is
+            # gone; say so instead of blocking for psycopg_pool's default 30 s.
+            timeout=settings.connect_timeout,
             open=False,
         )
         self._opened = False

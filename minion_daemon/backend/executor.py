@@ -71,12 +71,12 @@ class PgExecutor:
     @property
     def schema_version(self) -> int:
         """The schema version found (and migrated to) at the first database access."""
-        return self._ready().version
+        return self.ready().version
 
     @property
     def has_schedules(self) -> bool:
         """Whether the schema has Minion 12's ``minion_schedules`` table."""
-        self._ready()
+        self.ready()
         return self._has_schedules
 
     def migrate(self, target: int | None = None) -> int:
@@ -99,11 +99,12 @@ class PgExecutor:
     @contextmanager
     def connection(self, operation: str) -> Iterator[Connection]:
         """Lend a connection, after the schema check, translating errors."""
-        self._ready()
+        self.ready()
         with translate_errors(operation), self._source.connection() as conn:
             yield conn
 
-    def _ready(self) -> schema.SchemaState:
+    def ready(self) -> schema.SchemaState:
+        """Check the server and the schema (migrating it if allowed), once per backend."""
         if self._schema is None:
             with translate_errors("connect"), self._source.connection() as conn:
                 self._check_server(conn)
@@ -132,7 +133,7 @@ class PgExecutor:
         if not self.has_schedules:
             raise SchemaError(
                 f"{operation}: schedules need schema version 25, the database is at"
-                f" {self._ready().version} (raise postgres.max_schema_version, then migrate)"
+                f" {self.ready().version} (raise postgres.max_schema_version, then migrate)"
             )
 
     @staticmethod

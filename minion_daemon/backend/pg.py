@@ -250,7 +250,7 @@ class PgBackend(ScheduleOperations, PgExecutor):
     def _on_caller_connection(
         self, operation: str, conn: psycopg.Connection[Any], query: Any, params: Any
     ) -> list[int]:
-        self.schema_version  # noqa: B018 - the schema check and migration, on our own connection
+        self.ready()
         with translate_errors(operation), conn.cursor(row_factory=dict_row) as cursor:
             cursor.execute(query, params)
             return [int(row["id"]) for row in cursor.fetchall()]
@@ -343,7 +343,8 @@ class PgBackend(ScheduleOperations, PgExecutor):
     def stats(self) -> Stats:
         """Counts of jobs, workers, locks (and schedules at schema 25)."""
         query = sql.STATS_WITH_SCHEDULES if self.has_schedules else sql.STATS
-        row = self.row("stats", query) or {}
+        row = self.row("stats", query)
+        assert row is not None, "a SELECT without FROM returns one row"
         row["inactive_workers"] = row["workers"] - row["active_workers"]
         return cast("Stats", row)
 

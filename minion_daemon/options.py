@@ -95,7 +95,10 @@ def check_bool(where: str, value: object) -> bool:
 
 
 def check_json(where: str, value: object) -> None:
-    """Raise unless ``value`` round-trips exactly through JSONB.
+    """Raise unless ``value`` can be stored as JSONB and read back equal.
+
+    (One exception, as in Perl: JSONB keeps numbers as decimals, so a whole float written with
+    an exponent, such as ``1e300``, comes back as an ``int`` of the same value.)
 
     That rules out non-string keys (JSON would turn them into strings), NaN and infinities,
     text PostgreSQL refuses (NUL, lone surrogates), nesting deeper than the encoder can walk,

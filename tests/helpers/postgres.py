@@ -39,6 +39,8 @@ class Server:
     admin_dsn: str
     origin: str
     stop: Callable[[], None] = field(default=lambda: None)
+    #: On this machine, so a run's process id in a database name tells whether it still runs.
+    local: bool = False
 
     def dsn(self, dbname: str) -> str:
         return libpq.make_conninfo(self.admin_dsn, dbname=dbname)
@@ -103,7 +105,7 @@ def _throwaway_cluster() -> Server | None:
         shutil.rmtree(root, ignore_errors=True)
 
     dsn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-    return Server(dsn, "a throwaway cluster (initdb)", stop)
+    return Server(dsn, "a throwaway cluster (initdb)", stop, local=True)
 
 
 def _user_exists(name: str) -> bool:
@@ -142,7 +144,7 @@ def find_server() -> Server:
         return Server(configured, "$MINION_DAEMON_TEST_DSN")
     for dsn in LOCAL_CANDIDATES:
         if _answers(dsn):
-            return Server(dsn, "the local server")
+            return Server(dsn, "the local server", local=True)
     for start in (_throwaway_cluster, _container):
         server = start()
         if server is not None:
@@ -192,6 +194,17 @@ class Databases:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+    def drop_stale(self) -> None:
+        """Drop what runs on this machine left behind when they were killed."""
+        with self.server.admin() as admin:
+            rows = admin.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'minion_daemon_test_%%'"
+            ).fetchall()
+        for (name,) in rows:
+            pid = str(name).split("_")[3]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                self.drop(str(name))
 
     def drop_all(self) -> None:
         with self.server.admin() as admin:
@@ -276,6 +289,8 @@ class Reusable:
 def run_server() -> Iterator[Databases]:
     server = find_server()
     databases = Databases(server)
+    if server.local:
+        databases.drop_stale()
     try:
         yield databases
     finally:

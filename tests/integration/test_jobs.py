@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers.sql import execute
 
 from minion_daemon.backend import PgBackend, default_backoff
 from minion_daemon.errors import BackendError
@@ -32,31 +33,25 @@ JOB_FIELDS = {
 # Helpers
 
 
-def _sql(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-    """Run one statement on a connection of its own (never the backend's); returns its rows."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(query, params)
-        return cursor.fetchall() if cursor.description else []
-
 
 def _rows_in_table(dsn: str) -> int:
-    return int(_sql(dsn, "SELECT COUNT(*) FROM minion_jobs")[0][0])
+    return int(execute(dsn, "SELECT COUNT(*) FROM minion_jobs")[0][0])
 
 
 def _in_table(dsn: str, job_id: int) -> bool:
-    return bool(_sql(dsn, "SELECT 1 FROM minion_jobs WHERE id = %s", [job_id]))
+    return bool(execute(dsn, "SELECT 1 FROM minion_jobs WHERE id = %s", [job_id]))
 
 
 def _make_runnable(dsn: str, job_id: int) -> None:
     """Move the job's ``delayed`` into the past, as if its delay (or backoff) had passed."""
-    _sql(
+    execute(
         dsn, "UPDATE minion_jobs SET delayed = NOW() - INTERVAL '1 second' WHERE id = %s", [job_id]
     )
 
 
 def _expire(dsn: str, job_id: int) -> None:
     """Move the job's ``expires`` into the past."""
-    _sql(
+    execute(
         dsn, "UPDATE minion_jobs SET expires = NOW() - INTERVAL '1 second' WHERE id = %s", [job_id]
     )
 
@@ -691,7 +686,7 @@ def test_86_failing_the_last_attempt_needs_no_backoff(
     # seconds, but with one attempt left no retry (and no backoff) is due at all.
     job_id = backend.enqueue("test")
     assert _claim_id(backend, worker) == job_id
-    _sql(dsn, "UPDATE minion_jobs SET retries = 216 WHERE id = %s", [job_id])
+    execute(dsn, "UPDATE minion_jobs SET retries = 216 WHERE id = %s", [job_id])
     assert backend.fail_job(job_id, 216, "finally")
     info = _job(backend, job_id)
     assert (info["state"], info["result"], info["retries"]) == ("failed", "finally", 216)
@@ -972,7 +967,7 @@ def test_enqueue_many_is_one_statement_when_the_database_refuses_a_row(
     backend: PgBackend, dsn: str
 ) -> None:
     backend.enqueue("existing")
-    _sql(
+    execute(
         dsn,
         """
         CREATE FUNCTION refuse_explosives() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -982,7 +977,7 @@ def test_enqueue_many_is_one_statement_when_the_database_refuses_a_row(
         END $$
         """,
     )
-    _sql(
+    execute(
         dsn,
         "CREATE TRIGGER refuse_explosives BEFORE INSERT ON minion_jobs"
         " FOR EACH ROW EXECUTE FUNCTION refuse_explosives()",
@@ -997,7 +992,7 @@ def test_enqueue_many_is_one_statement_when_the_database_refuses_a_row(
 
 
 def _create_orders(dsn: str) -> None:
-    _sql(dsn, "CREATE TABLE orders (id SERIAL PRIMARY KEY, item TEXT NOT NULL)")
+    execute(dsn, "CREATE TABLE orders (id SERIAL PRIMARY KEY, item TEXT NOT NULL)")
 
 
 def test_enqueue_on_the_callers_connection_rolls_back_with_it(backend: PgBackend, dsn: str) -> None:
@@ -1012,7 +1007,7 @@ def test_enqueue_on_the_callers_connection_rolls_back_with_it(backend: PgBackend
 
     assert _info(backend, job_id) is None
     assert _rows_in_table(dsn) == 0
-    assert _sql(dsn, "SELECT COUNT(*) FROM orders") == [(0,)]
+    assert execute(dsn, "SELECT COUNT(*) FROM orders") == [(0,)]
 
 
 def test_enqueue_on_the_callers_connection_commits_with_it(
@@ -1029,7 +1024,7 @@ def test_enqueue_on_the_callers_connection_commits_with_it(
     assert (info["task"], info["args"], info["priority"], info["state"]) == (
         "ship", ["book"], 4, "inactive"
     )  # fmt: skip
-    assert _sql(dsn, "SELECT item FROM orders") == [("book",)]
+    assert execute(dsn, "SELECT item FROM orders") == [("book",)]
     assert _claim_id(backend, worker) == job_id
 
 
@@ -1042,8 +1037,8 @@ def test_fail_job_with_attempts_left_fails_and_retries_in_one_transaction(
     job_id = backend.enqueue("test", [], {"attempts": 2})
     assert _claim_id(backend, worker) == job_id
     # Record the transaction of every later row update of minion_jobs.
-    _sql(dsn, "CREATE TABLE job_audit (txid BIGINT, state TEXT, retries INT)")
-    _sql(
+    execute(dsn, "CREATE TABLE job_audit (txid BIGINT, state TEXT, retries INT)")
+    execute(
         dsn,
         """
         CREATE FUNCTION audit_job() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -1053,7 +1048,7 @@ def test_fail_job_with_attempts_left_fails_and_retries_in_one_transaction(
         END $$
         """,
     )
-    _sql(
+    execute(
         dsn,
         "CREATE TRIGGER audit_job AFTER UPDATE ON minion_jobs"
         " FOR EACH ROW EXECUTE FUNCTION audit_job()",
@@ -1064,7 +1059,7 @@ def test_fail_job_with_attempts_left_fails_and_retries_in_one_transaction(
     assert (info["state"], info["retries"], info["attempts"], info["result"]) == (
         "inactive", 1, 1, "oops"
     )  # fmt: skip
-    audit = _sql(dsn, "SELECT txid, state, retries FROM job_audit ORDER BY ctid")
+    audit = execute(dsn, "SELECT txid, state, retries FROM job_audit ORDER BY ctid")
     assert [(state, retries) for _, state, retries in audit] == [("failed", 0), ("inactive", 1)]
     assert audit[0][0] == audit[1][0]
 

@@ -9,36 +9,29 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 import pytest
+from helpers.sql import db_now, execute
 
 from minion_daemon.backend import PgBackend
 
 
-def _execute(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-    """Run one statement on a connection of its own (not the backend's), returning its rows."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(query, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def _sql_lock(dsn: str, name: str, duration: int, limit: int = 1) -> bool:
     """Take a lock the way Perl's backend does: by calling the function itself."""
-    rows = _execute(dsn, "SELECT minion_lock(%s, %s, %s)", [name, duration, limit])
+    rows = execute(dsn, "SELECT minion_lock(%s, %s, %s)", [name, duration, limit])
     return bool(rows[0][0])
 
 
 def _rows(dsn: str, name: str | None = None) -> int:
     """Lock rows in the table, expired ones included."""
     if name is None:
-        return int(_execute(dsn, "SELECT COUNT(*) FROM minion_locks")[0][0])
-    return int(_execute(dsn, "SELECT COUNT(*) FROM minion_locks WHERE name = %s", [name])[0][0])
+        return int(execute(dsn, "SELECT COUNT(*) FROM minion_locks")[0][0])
+    return int(execute(dsn, "SELECT COUNT(*) FROM minion_locks WHERE name = %s", [name])[0][0])
 
 
 def _expire(dsn: str, name: str) -> None:
-    _execute(
+    execute(
         dsn, "UPDATE minion_locks SET expires = NOW() - INTERVAL '1 second' WHERE name = %s", [name]
     )
 
@@ -46,9 +39,6 @@ def _expire(dsn: str, name: str) -> None:
 def _is_locked(backend: PgBackend, name: str) -> bool:
     return not backend.lock(name, 0)
 
-
-def _db_now(dsn: str) -> float:
-    return float(_execute(dsn, "SELECT EXTRACT(EPOCH FROM NOW())::float8")[0][0])
 
 
 def test_18_exclusive_lock_and_unlock(backend: PgBackend, dsn: str) -> None:
@@ -213,7 +203,7 @@ def test_23_unlock_releases_the_holder_that_expires_first(backend: PgBackend, ds
     assert backend.lock("bar", 60, {"limit": 3})
     assert backend.lock("bar", 3600, {"limit": 3})
     assert backend.unlock("bar")
-    left = _execute(
+    left = execute(
         dsn,
         "SELECT ROUND(EXTRACT(EPOCH FROM expires - NOW()))::int FROM minion_locks"
         " WHERE name = 'bar' ORDER BY expires",
@@ -242,7 +232,7 @@ def test_25_list_locks_returns_id_name_and_expires_newest_first(
     assert backend.lock("yada", 3600, {"limit": 2})
     assert backend.lock("test", 3600)
     assert backend.lock("yada", 7200, {"limit": 2})
-    now = _db_now(dsn)
+    now = db_now(dsn)
 
     listed = backend.list_locks(0, 10)
     assert listed["total"] == 3
@@ -255,7 +245,7 @@ def test_25_list_locks_returns_id_name_and_expires_newest_first(
     assert isinstance(locks[0]["expires"], float)
     assert locks[0]["expires"] == pytest.approx(now + 7200, abs=60)
     assert locks[1]["expires"] == pytest.approx(now + 3600, abs=60)
-    table = dict(_execute(dsn, "SELECT id, name FROM minion_locks"))
+    table = dict(execute(dsn, "SELECT id, name FROM minion_locks"))
     assert {lock["id"]: lock["name"] for lock in locks} == table
 
 
@@ -333,14 +323,14 @@ def test_28_reset_all_clears_jobs_locks_schedules_and_workers(backend: PgBackend
         backend.enqueue("test")
     assert backend.dequeue(worker_id, 0) is not None
     assert backend.lock("foo", 3600)
-    _execute(
+    execute(
         dsn,
         "INSERT INTO minion_schedules (cron, name, next_run, task)"
         " VALUES ('* * * * *', 'every minute', NOW() + INTERVAL '1 minute', 'test')",
     )
 
     backend.reset({"all": True})
-    counts = _execute(
+    counts = execute(
         dsn,
         "SELECT (SELECT COUNT(*) FROM minion_jobs), (SELECT COUNT(*) FROM minion_locks),"
         " (SELECT COUNT(*) FROM minion_schedules), (SELECT COUNT(*) FROM minion_workers)",
@@ -396,5 +386,5 @@ def test_141_fractional_duration_takes_no_lock(backend: PgBackend, dsn: str) -> 
 def test_141_the_sql_function_refuses_a_fractional_duration(dsn: str) -> None:
     # Perl passes its parameters untyped; PostgreSQL then refuses to read 0.5 as an INT.
     with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="integer"):
-        _execute(dsn, "SELECT minion_lock('foo', '0.5', 1)")
+        execute(dsn, "SELECT minion_lock('foo', '0.5', 1)")
     assert _rows(dsn) == 0

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 import pytest
+from helpers.sql import db_now, execute
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.model import JobInfo, RepairReport
@@ -20,15 +20,6 @@ STUCK_AFTER = 172800
 NOTHING = RepairReport(0, 0, 0, 0, 0)
 
 
-def _execute(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-    """Run one statement on a connection of its own (not the backend's), returning its rows."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(query, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _db_now(dsn: str) -> float:
-    return float(_execute(dsn, "SELECT EXTRACT(EPOCH FROM NOW())::float8")[0][0])
 
 
 def _age(dsn: str, table: str, column: str, row_id: int, seconds: float) -> None:
@@ -43,7 +34,7 @@ def _age(dsn: str, table: str, column: str, row_id: int, seconds: float) -> None
         ("minion_jobs", "expires"): "UPDATE minion_jobs SET expires = NOW()"
         " - INTERVAL '1 second' * %s WHERE id = %s",
     }
-    _execute(dsn, statements[table, column], [seconds, row_id])
+    execute(dsn, statements[table, column], [seconds, row_id])
 
 
 def _job(backend: PgBackend, job_id: int) -> JobInfo:
@@ -53,7 +44,7 @@ def _job(backend: PgBackend, job_id: int) -> JobInfo:
 
 
 def _exists(dsn: str, job_id: int) -> bool:
-    return bool(_execute(dsn, "SELECT 1 FROM minion_jobs WHERE id = %s", [job_id]))
+    return bool(execute(dsn, "SELECT 1 FROM minion_jobs WHERE id = %s", [job_id]))
 
 
 def _worker_exists(backend: PgBackend, worker_id: int) -> bool:
@@ -80,7 +71,7 @@ def _finished_job(backend: PgBackend, worker_id: int, options: dict[str, Any] | 
 def test_2_repair_on_an_empty_database_is_a_no_op(backend: PgBackend, dsn: str) -> None:
     assert backend.repair() == NOTHING
     assert backend.repair(missing_after=0, remove_after=0, stuck_after=0) == NOTHING
-    counts = _execute(
+    counts = execute(
         dsn,
         "SELECT (SELECT COUNT(*) FROM minion_jobs), (SELECT COUNT(*) FROM minion_workers),"
         " (SELECT COUNT(*) FROM minion_locks)",
@@ -96,9 +87,9 @@ def test_11_a_missing_worker_is_removed_and_its_job_fails(backend: PgBackend, ds
     assert _job(backend, job_id)["state"] == "active"
     _age(dsn, "minion_workers", "notified", lost, MISSING_AFTER + 1)
 
-    before = _db_now(dsn)
+    before = db_now(dsn)
     report = backend.repair()
-    after = _db_now(dsn)
+    after = db_now(dsn)
     assert report == RepairReport(
         workers_removed=1,
         finished_jobs_removed=0,
@@ -169,7 +160,7 @@ def test_12_the_active_job_of_an_unregistered_worker_fails(backend: PgBackend, d
     assert info["state"] == "failed"
     assert info["result"] == "Worker went away"
     assert info["finished"] is not None
-    assert info["finished"] <= _db_now(dsn)
+    assert info["finished"] <= db_now(dsn)
 
 
 def test_12_an_active_job_without_a_worker_id_counts_as_abandoned(
@@ -177,7 +168,7 @@ def test_12_an_active_job_without_a_worker_id_counts_as_abandoned(
 ) -> None:
     worker = backend.register_worker()
     job_id = _start_job(backend, worker)
-    _execute(dsn, "UPDATE minion_jobs SET worker = NULL WHERE id = %s", [job_id])
+    execute(dsn, "UPDATE minion_jobs SET worker = NULL WHERE id = %s", [job_id])
     assert backend.repair().jobs_failed_worker_gone == 1
     assert _job(backend, job_id)["state"] == "failed"
 
@@ -189,7 +180,7 @@ def test_12_a_job_retried_many_times_still_fails_when_its_worker_is_gone(
     # hundreds of retries; with one attempt left, failing them needs no backoff at all.
     worker = backend.register_worker()
     job_id = _start_job(backend, worker)
-    _execute(dsn, "UPDATE minion_jobs SET retries = 216 WHERE id = %s", [job_id])
+    execute(dsn, "UPDATE minion_jobs SET retries = 216 WHERE id = %s", [job_id])
     stuck = backend.enqueue("test")
     _age(dsn, "minion_jobs", "delayed", stuck, STUCK_AFTER + 1)
     backend.unregister_worker(worker)
@@ -338,7 +329,7 @@ def test_17_worker_went_away_is_a_normal_failure_with_retries(backend: PgBackend
     assert info["finished"] is not None
 
     # The retry is delayed; make it due instead of waiting 15 seconds.
-    _execute(dsn, "UPDATE minion_jobs SET delayed = NOW() WHERE id = %s", [job_id])
+    execute(dsn, "UPDATE minion_jobs SET delayed = NOW() WHERE id = %s", [job_id])
     second_worker = backend.register_worker()
     job = backend.dequeue(second_worker, 0, {"id": job_id})
     assert job is not None
@@ -357,7 +348,7 @@ def test_142_a_stuck_job_has_no_finished_timestamp(backend: PgBackend, dsn: str)
     _age(dsn, "minion_jobs", "delayed", job_id, STUCK_AFTER + 1)
     assert backend.repair().jobs_failed_stuck == 1
 
-    assert _execute(
+    assert execute(
         dsn, "SELECT state, finished, result FROM minion_jobs WHERE id = %s", [job_id]
     ) == [("failed", None, "Job appears stuck in queue")]
     assert _job(backend, job_id)["finished"] is None

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers.sql import db_now, execute
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.errors import CronError, SchemaError
@@ -47,15 +48,6 @@ SCHEDULE_FIELDS = {
 DISPATCH_LOCK = "SELECT pg_advisory_xact_lock(hashtext('minion.schedules'))"
 
 
-def _execute(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-    """Run one statement on a connection of its own (not the backend's), returning its rows."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(query, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _db_now(dsn: str) -> float:
-    return float(_execute(dsn, "SELECT EXTRACT(EPOCH FROM NOW())::float8")[0][0])
 
 
 def _count(dsn: str, table: str) -> int:
@@ -63,12 +55,12 @@ def _count(dsn: str, table: str) -> int:
         "jobs": "SELECT COUNT(*) FROM minion_jobs",
         "schedules": "SELECT COUNT(*) FROM minion_schedules",
     }
-    return int(_execute(dsn, queries[table])[0][0])
+    return int(execute(dsn, queries[table])[0][0])
 
 
 def _make_due(dsn: str, name: str, overdue: str = "1 minute") -> None:
     """Move the schedule's next run into the past by ``overdue`` (a PostgreSQL interval)."""
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_schedules SET next_run = NOW() - %s::interval WHERE name = %s",
         [overdue, name],
@@ -76,7 +68,7 @@ def _make_due(dsn: str, name: str, overdue: str = "1 minute") -> None:
 
 
 def _stored_next_run(dsn: str, name: str) -> float:
-    rows = _execute(
+    rows = execute(
         dsn,
         "SELECT EXTRACT(EPOCH FROM next_run)::float8 FROM minion_schedules WHERE name = %s",
         [name],
@@ -125,9 +117,9 @@ def _next_new_year(after: float) -> float:
 def test_29_schedule_returns_an_id_and_stores_minions_defaults(
     backend: PgBackend, dsn: str
 ) -> None:
-    before = _db_now(dsn)
+    before = db_now(dsn)
     schedule_id = backend.schedule("new_year", "0 0 1 1 *", "celebrate")
-    after = _db_now(dsn)
+    after = db_now(dsn)
 
     assert isinstance(schedule_id, int)
     assert schedule_id > 0
@@ -157,9 +149,9 @@ def test_29_schedule_returns_an_id_and_stores_minions_defaults(
 
 
 def test_29_next_run_is_the_first_matching_minute_after_now(backend: PgBackend, dsn: str) -> None:
-    before = _db_now(dsn)
+    before = db_now(dsn)
     backend.schedule("every_minute", "* * * * *", "tick")
-    after = _db_now(dsn)
+    after = db_now(dsn)
 
     next_run = _schedule(backend, "every_minute")["next_run"]
     assert next_run % 60 == 0
@@ -176,7 +168,7 @@ def test_29_every_schedule_gets_its_own_id(backend: PgBackend) -> None:
 def test_30_rescheduling_with_the_same_cron_keeps_next_run(backend: PgBackend, dsn: str) -> None:
     schedule_id = backend.schedule("report", "0 0 1 1 *", "old_task", [1])
     # A marker no cron computation would produce, so "kept" cannot be a coincidence.
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_schedules SET next_run = NOW() + INTERVAL '3 days 7 seconds'"
         " WHERE name = 'report'",
@@ -198,16 +190,16 @@ def test_30_a_different_cron_updates_cron_and_recomputes_next_run(
     backend: PgBackend, dsn: str
 ) -> None:
     schedule_id = backend.schedule("report", "0 0 1 1 *", "task")
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_schedules SET next_run = NOW() + INTERVAL '3 days 7 seconds'"
         " WHERE name = 'report'",
     )
     marker = _stored_next_run(dsn, "report")
 
-    before = _db_now(dsn)
+    before = db_now(dsn)
     assert backend.schedule("report", "30 12 * * *", "task") == schedule_id
-    after = _db_now(dsn)
+    after = db_now(dsn)
     info = _schedule(backend, "report")
     assert info["cron"] == "30 12 * * *"
     assert info["next_run"] != marker
@@ -221,14 +213,14 @@ def test_31_pause_and_resume_toggle_paused(backend: PgBackend, dsn: str) -> None
 
     assert backend.pause_schedule("toggle") is True
     assert _schedule(backend, "toggle")["paused"] == 1
-    assert _execute(dsn, "SELECT paused FROM minion_schedules WHERE name = 'toggle'") == [(True,)]
+    assert execute(dsn, "SELECT paused FROM minion_schedules WHERE name = 'toggle'") == [(True,)]
     # Pausing again still finds the schedule.
     assert backend.pause_schedule("toggle") is True
     assert _schedule(backend, "toggle")["paused"] is True
 
     assert backend.resume_schedule("toggle") is True
     assert _schedule(backend, "toggle")["paused"] is False
-    assert _execute(dsn, "SELECT paused FROM minion_schedules WHERE name = 'toggle'") == [(False,)]
+    assert execute(dsn, "SELECT paused FROM minion_schedules WHERE name = 'toggle'") == [(False,)]
 
 
 @pytest.mark.parametrize("operation", ["pause_schedule", "resume_schedule"])
@@ -257,7 +249,7 @@ def test_32_options_and_args_are_stored_as_given(backend: PgBackend, dsn: str) -
     assert info["args"] == args
     assert {key: info[key] for key in options} == options
     assert info["lax"] is True
-    stored = _execute(
+    stored = execute(
         dsn,
         "SELECT args, attempts, expire, lax, notes, priority, queue, task FROM minion_schedules",
     )
@@ -329,7 +321,7 @@ def test_33_list_schedules_reports_last_run_and_paused_as_stored(
     backend: PgBackend, dsn: str
 ) -> None:
     backend.schedule("s", "@hourly", "task")
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_schedules SET last_job = 42, paused = TRUE,"
         " last_run = TO_TIMESTAMP(1700000000.5)",
@@ -376,10 +368,10 @@ def test_34_an_invalid_cron_leaves_an_existing_schedule_untouched(
     backend: PgBackend, dsn: str
 ) -> None:
     backend.schedule("kept", "@hourly", "task", [1])
-    before = _execute(dsn, "SELECT to_jsonb(s) FROM minion_schedules AS s")
+    before = execute(dsn, "SELECT to_jsonb(s) FROM minion_schedules AS s")
     with pytest.raises(CronError, match="Invalid cron"):
         backend.schedule("kept", "every hour please", "other", [2])
-    assert _execute(dsn, "SELECT to_jsonb(s) FROM minion_schedules AS s") == before
+    assert execute(dsn, "SELECT to_jsonb(s) FROM minion_schedules AS s") == before
 
 
 def test_35_unschedule_returns_true_once_then_false(backend: PgBackend, dsn: str) -> None:
@@ -658,7 +650,7 @@ def test_dispatch_is_one_transaction_a_broken_schedule_rolls_back_every_job(
     backend.schedule("broken", "@daily", "task")
     for name in ("good", "broken"):
         _make_due(dsn, name)
-    _execute(dsn, "UPDATE minion_schedules SET cron = '0 0 31 2 *' WHERE name = 'broken'")
+    execute(dsn, "UPDATE minion_schedules SET cron = '0 0 31 2 *' WHERE name = 'broken'")
     due_at = {name: _stored_next_run(dsn, name) for name in ("good", "broken")}
 
     with pytest.raises(CronError, match="broken"):
@@ -739,8 +731,8 @@ def test_schedule_operations_at_schema_24_raise_schema_error(
     with pytest.raises(SchemaError, match=rf"{operation}.*\b25\b"):
         call(backend)
     # Nothing was migrated behind the caller's back.
-    assert _execute(dsn, "SELECT version FROM mojo_migrations WHERE name = 'minion'") == [(24,)]
-    assert _execute(dsn, "SELECT to_regclass('minion_schedules')") == [(None,)]
+    assert execute(dsn, "SELECT version FROM mojo_migrations WHERE name = 'minion'") == [(24,)]
+    assert execute(dsn, "SELECT to_regclass('minion_schedules')") == [(None,)]
 
 
 def test_schema_24_stats_and_reset_work_without_schedules(
@@ -755,4 +747,4 @@ def test_schema_24_stats_and_reset_work_without_schedules(
     assert stats["inactive_jobs"] == 1
     backend.reset({"all": True})
     assert backend.stats()["enqueued_jobs"] == 0
-    assert _execute(dsn, "SELECT COUNT(*) FROM minion_jobs") == [(0,)]
+    assert execute(dsn, "SELECT COUNT(*) FROM minion_jobs") == [(0,)]

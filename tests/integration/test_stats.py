@@ -9,8 +9,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
+from helpers.sql import execute
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.model import Stats
@@ -32,12 +32,6 @@ COUNTS = (
 SCHEDULE_COUNTS = ("schedules", "inactive_schedules")
 
 
-def _execute(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-    """Run one statement on a connection of its own (not the backend's), returning its rows."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(query, params)
-        return cursor.fetchall() if cursor.description else []
-
 
 def _counts(stats: Stats, *keys: str) -> tuple[Any, ...]:
     return tuple(stats[key] for key in keys)  # type: ignore[literal-required]
@@ -52,7 +46,7 @@ def _start_job(backend: PgBackend, worker_id: int, task: str = "test") -> int:
 
 
 def _add_schedule(dsn: str, name: str, *, paused: bool) -> None:
-    _execute(
+    execute(
         dsn,
         "INSERT INTO minion_schedules (cron, name, next_run, task, paused)"
         " VALUES ('0 * * * *', %s, NOW() + INTERVAL '1 hour', 'test', %s)",
@@ -77,7 +71,7 @@ def test_42_every_count_is_zero_on_an_empty_database(backend: PgBackend) -> None
 
 def test_42_uptime_is_the_servers_uptime(backend: PgBackend, dsn: str) -> None:
     uptime = backend.stats()["uptime"]
-    server = _execute(dsn, "SELECT EXTRACT(EPOCH FROM NOW() - pg_postmaster_start_time())::float8")[
+    server = execute(dsn, "SELECT EXTRACT(EPOCH FROM NOW() - pg_postmaster_start_time())::float8")[
         0
     ][0]
     assert server - 60 <= uptime <= server
@@ -90,7 +84,7 @@ def test_42_schedules_and_inactive_schedules_count_unpaused_and_paused(
     _add_schedule(dsn, "nightly", paused=False)
     _add_schedule(dsn, "held", paused=True)
     assert _counts(backend.stats(), *SCHEDULE_COUNTS) == (2, 1)
-    _execute(dsn, "UPDATE minion_schedules SET paused = TRUE WHERE name = 'hourly'")
+    execute(dsn, "UPDATE minion_schedules SET paused = TRUE WHERE name = 'hourly'")
     assert _counts(backend.stats(), *SCHEDULE_COUNTS) == (1, 2)
     # Schedules are not jobs: nothing else moved.
     assert backend.stats()["enqueued_jobs"] == 0
@@ -217,7 +211,7 @@ def test_47_delayed_jobs_counts_inactive_jobs_delayed_into_the_future(
     backend.enqueue("test", [], {"parents": [parent]})
     assert _counts(backend.stats(), "delayed_jobs", "inactive_jobs") == (1, 2)
 
-    _execute(
+    execute(
         dsn, "UPDATE minion_jobs SET delayed = NOW() - INTERVAL '1 day' WHERE id = %s", [delayed]
     )
     assert _counts(backend.stats(), "delayed_jobs", "inactive_jobs") == (0, 2)
@@ -230,7 +224,7 @@ def test_47_expired_inactive_jobs_are_not_counted_as_inactive(backend: PgBackend
     expiring = backend.enqueue("test", [], {"expire": 3600})
     backend.enqueue("test")
     assert backend.stats()["inactive_jobs"] == 2
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_jobs SET expires = NOW() - INTERVAL '1 second' WHERE id = %s",
         [expiring],
@@ -245,7 +239,7 @@ def test_48_history_has_24_hourly_points_with_recent_counts_last(
     for _ in range(3):
         assert backend.finish_job(_start_job(backend, worker), 0, "done")
     assert backend.fail_job(_start_job(backend, worker), 0, "broken")
-    before = float(_execute(dsn, "SELECT EXTRACT(EPOCH FROM NOW())::float8")[0][0])
+    before = float(execute(dsn, "SELECT EXTRACT(EPOCH FROM NOW())::float8")[0][0])
 
     daily = backend.history()["daily"]
     assert len(daily) == 24
@@ -271,12 +265,12 @@ def test_48_history_buckets_by_hour_and_ignores_older_jobs(backend: PgBackend, d
     assert backend.finish_job(hours_ago, 0, "done")
     too_old = _start_job(backend, worker)
     assert backend.fail_job(too_old, 0, "broken")
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_jobs SET finished = NOW() - INTERVAL '5 hours' WHERE id = %s",
         [hours_ago],
     )
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_jobs SET finished = NOW() - INTERVAL '2 days' WHERE id = %s",
         [too_old],

@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Any
 
-import psycopg
 import pytest
+from helpers.sql import db_now, execute
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.model import WorkerInfo
@@ -22,15 +22,6 @@ from minion_daemon.model import WorkerInfo
 WORKER_FIELDS = {"id", "host", "pid", "status", "notified", "started", "jobs"}
 
 
-def _execute(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-    """Run one statement on a connection of its own (not the backend's), returning its rows."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(query, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _db_now(dsn: str) -> float:
-    return float(_execute(dsn, "SELECT EXTRACT(EPOCH FROM NOW())::float8")[0][0])
 
 
 def _worker(backend: PgBackend, worker_id: int) -> WorkerInfo | None:
@@ -56,7 +47,7 @@ def _start_job(backend: PgBackend, worker_id: int, task: str = "test") -> int:
 
 
 def _inbox(dsn: str, worker_id: int) -> Any:
-    return _execute(dsn, "SELECT inbox FROM minion_workers WHERE id = %s", [worker_id])[0][0]
+    return execute(dsn, "SELECT inbox FROM minion_workers WHERE id = %s", [worker_id])[0][0]
 
 
 # Registry
@@ -65,9 +56,9 @@ def _inbox(dsn: str, worker_id: int) -> Any:
 def test_3_register_creates_a_worker_row_with_epoch_timestamps(
     backend: PgBackend, dsn: str
 ) -> None:
-    before = _db_now(dsn)
+    before = db_now(dsn)
     worker_id = backend.register_worker()
-    after = _db_now(dsn)
+    after = db_now(dsn)
 
     assert isinstance(worker_id, int)
     assert worker_id > 0
@@ -80,7 +71,7 @@ def test_3_register_creates_a_worker_row_with_epoch_timestamps(
         assert before <= info[key] <= after
     assert info["status"] == {}
     assert info["jobs"] == []
-    assert _execute(dsn, "SELECT COUNT(*) FROM minion_workers")[0][0] == 1
+    assert execute(dsn, "SELECT COUNT(*) FROM minion_workers")[0][0] == 1
 
 
 def test_4_register_again_keeps_the_id_and_moves_notified_forward(
@@ -90,7 +81,7 @@ def test_4_register_again_keeps_the_id_and_moves_notified_forward(
     first = _worker(backend, worker_id)
     assert first is not None
     # Age the heartbeat, so that "forward" does not depend on how fast the clock moves.
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_workers SET notified = notified - INTERVAL '1 hour' WHERE id = %s",
         [worker_id],
@@ -105,14 +96,14 @@ def test_4_register_again_keeps_the_id_and_moves_notified_forward(
     assert again["notified"] >= first["notified"]
     assert again["notified"] > aged["notified"] + 3000
     assert again["started"] == first["started"]
-    assert _execute(dsn, "SELECT COUNT(*) FROM minion_workers")[0][0] == 1
+    assert execute(dsn, "SELECT COUNT(*) FROM minion_workers")[0][0] == 1
 
 
 def test_4_heartbeat_keeps_host_pid_and_started_of_the_first_registration(
     backend: PgBackend, dsn: str
 ) -> None:
     worker_id = backend.register_worker()
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_workers SET host = 'elsewhere', pid = 1,"
         " started = started - INTERVAL '1 day' WHERE id = %s",
@@ -131,7 +122,7 @@ def test_5_unregister_deletes_the_row_and_a_new_registration_has_host_and_pid(
     worker_id = backend.register_worker()
     backend.unregister_worker(worker_id)
     assert _worker(backend, worker_id) is None
-    assert _execute(dsn, "SELECT COUNT(*) FROM minion_workers")[0][0] == 0
+    assert execute(dsn, "SELECT COUNT(*) FROM minion_workers")[0][0] == 0
 
     new_id = backend.register_worker()
     assert new_id != worker_id
@@ -150,7 +141,7 @@ def test_5_a_reaped_worker_comes_back_with_its_id_at_the_next_heartbeat(
     backend: PgBackend, dsn: str
 ) -> None:
     worker_id = backend.register_worker(None, {"status": {"jobs": 4}})
-    _execute(
+    execute(
         dsn,
         "UPDATE minion_workers SET notified = NOW() - INTERVAL '1 day' WHERE id = %s",
         [worker_id],
@@ -164,7 +155,7 @@ def test_5_a_reaped_worker_comes_back_with_its_id_at_the_next_heartbeat(
     assert info["host"] == socket.gethostname()
     assert info["pid"] == os.getpid()
     assert info["status"] == {"jobs": 4}
-    assert _db_now(dsn) - info["notified"] < 600
+    assert db_now(dsn) - info["notified"] < 600
 
 
 def test_6_two_workers_get_different_ids(backend: PgBackend) -> None:
@@ -385,7 +376,7 @@ def test_108_broadcast_keeps_an_inbox_an_array_of_arrays(backend: PgBackend, dsn
     worker_id = backend.register_worker()
     backend.broadcast("stop")
     backend.broadcast("kill", ["INT", 10025])
-    assert _execute(
+    assert execute(
         dsn,
         "SELECT jsonb_typeof(inbox), jsonb_typeof(inbox->0), jsonb_typeof(inbox->1)"
         " FROM minion_workers WHERE id = %s",

@@ -7,16 +7,20 @@ Exit codes: 0 success, 1 a runtime error (the database said no or could not be r
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from minion_daemon import __version__
 from minion_daemon.backend import PgBackend
 from minion_daemon.config import DSN_ENVIRONMENT_VARIABLE, Config, ConfigError, load_config
 from minion_daemon.errors import MinionError
+from minion_daemon.minion import Minion
+from minion_daemon.tasks import TaskConflictError, TaskLoadError
+from minion_daemon.tasks.discovery import load_into
 
 DEFAULT_CONFIG: Final = Path("/etc/minion-daemon/config.yaml")
 
@@ -45,7 +49,49 @@ def _parser() -> argparse.ArgumentParser:
         "--to", type=int, metavar="N", help="target version (default: the latest; 0 removes all)"
     )
     _add_connection_options(migrate)
+    migrate.set_defaults(run=_migrate)
+    _add_worker_parser(commands)
     return parser
+
+
+def _add_worker_parser(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run one worker in the foreground (Perl's `minion worker`)",
+        description="Run one worker in the foreground with the tasks of the minion_daemon.tasks"
+        " entry points. INT/TERM stop it after running jobs end; QUIT kills them.",
+    )
+    option = worker.add_argument
+    option("-C", "--command-interval", type=float, metavar="SECONDS", help="default 10")
+    option("-D", "--dequeue-timeout", type=float, metavar="SECONDS", help="default 5")
+    option("--dispatch-interval", type=float, metavar="SECONDS", help="default 30, 0 disables")
+    option("-I", "--heartbeat-interval", type=float, metavar="SECONDS", help="default 300")
+    option("-j", "--jobs", type=int, metavar="N", help="job processes, default 4")
+    option("-L", "--limit", action="append", default=[], metavar="TASK=N", help="task limit")
+    option("-q", "--queue", action="append", dest="queues", metavar="NAME", help="default default")
+    option("-R", "--repair-interval", type=float, metavar="SECONDS", help="default 21600")
+    option("-s", "--spare", type=int, metavar="N", help="spare processes, default 1")
+    option("-S", "--spare-min-priority", type=int, metavar="N", help="default 1")
+    option("-t", "--task", action="append", dest="tasks", metavar="NAME",
+           help="load only these entry points (default: all)")
+    _add_connection_options(worker)
+    worker.set_defaults(run=_worker)
+
+
+_STATUS_OPTIONS: Final = (
+    "command_interval", "dequeue_timeout", "dispatch_interval", "heartbeat_interval", "jobs",
+    "queues", "repair_interval", "spare", "spare_min_priority",
+)
+
+
+def _limits(values: list[str]) -> dict[str, int]:
+    limits = {}
+    for value in values:
+        task, _, count = value.partition("=")
+        if not task or not count.isdigit():
+            raise UsageError(f"-L/--limit expects TASK=N, got {value!r}")
+        limits[task] = int(count)
+    return limits
 
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -90,12 +136,41 @@ def _migrate(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(arguments: argparse.Namespace) -> int:
+    config = _config(arguments)
+    status: dict[str, Any] = {
+        key: getattr(arguments, key)
+        for key in _STATUS_OPTIONS
+        if getattr(arguments, key) is not None
+    }
+    status["limits"] = _limits(arguments.limit)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(message)s")
+    minion = Minion(
+        PgBackend(
+            resolve_dsn(arguments, config),
+            application_name=config.postgres.application_name,
+            connect_timeout=config.postgres.connect_timeout,
+            max_schema_version=config.postgres.max_schema_version,
+            auto_migrate=config.postgres.auto_migrate,
+        )
+    )
+    try:
+        load_into(minion.tasks, arguments.tasks)
+        worker = minion.worker(**status)
+        logging.getLogger("minion_daemon.worker").info("Worker %d started", os.getpid())
+        worker.run()
+        logging.getLogger("minion_daemon.worker").info("Worker %d stopped", os.getpid())
+    finally:
+        minion.close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     arguments = _parser().parse_args(argv)
     try:
-        return _migrate(arguments)
-    except (UsageError, ConfigError) as error:
+        return int(arguments.run(arguments))
+    except (UsageError, ConfigError, TaskLoadError, TaskConflictError) as error:
         print(f"minion-daemon: {error}", file=sys.stderr)
         return EXIT_USAGE
     except MinionError as error:

@@ -8,6 +8,7 @@ above the backend ever handles a driver exception.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, LiteralString
@@ -26,6 +27,11 @@ from minion_daemon.backend.connections import (
 from minion_daemon.errors import BackendError, DatabaseUnavailableError, SchemaError
 
 log = logging.getLogger("minion_daemon.backend")
+
+#: Connections inherited across fork(). They share their sockets with the parent: closing them,
+#: or letting them be collected (libpq then sends Terminate), would end the parent's sessions.
+#: A forked child keeps them here, untouched, until it leaves through os._exit.
+INHERITED: list[object] = []
 
 #: PostgreSQL 13 is what Minion 11+ requires; older servers are refused with a clear message.
 MIN_SERVER_VERSION: Final = 130000
@@ -58,6 +64,7 @@ class PgExecutor:
         max_schema_version: int | None = None,
     ) -> None:
         self.settings = settings
+        self._pid = os.getpid()
         self._source: ConnectionSource = (
             PooledConnections(settings, min_size=min_size, max_size=max_size)
             if pooled
@@ -86,7 +93,7 @@ class PgExecutor:
         """
         migrations = schema.load_migrations()
         version = migrations.latest if target is None else target
-        with translate_errors("migrate"), self._source.connection() as conn:
+        with translate_errors("migrate"), self._connections().connection() as conn:
             self._check_server(conn)
             schema.migrate(conn, version, migrations)
             self._schema = None
@@ -100,13 +107,28 @@ class PgExecutor:
     def connection(self, operation: str) -> Iterator[Connection]:
         """Lend a connection, after the schema check, translating errors."""
         self.ready()
-        with translate_errors(operation), self._source.connection() as conn:
+        with translate_errors(operation), self._connections().connection() as conn:
             yield conn
+
+    def _connections(self) -> ConnectionSource:
+        if os.getpid() != self._pid:
+            self.forget_inherited()
+        return self._source
+
+    def forget_inherited(self) -> None:
+        """After fork: leave the parent's connections alone and use one of our own.
+
+        A forked job process needs one connection at most, and must not start a pool's
+        threads, so it gets a single connection, opened on first use.
+        """
+        INHERITED.append(self._source)
+        self._source = SingleConnection(self.settings)
+        self._pid = os.getpid()
 
     def ready(self) -> schema.SchemaState:
         """Check the server and the schema (migrating it if allowed), once per backend."""
         if self._schema is None:
-            with translate_errors("connect"), self._source.connection() as conn:
+            with translate_errors("connect"), self._connections().connection() as conn:
                 self._check_server(conn)
                 state = schema.ensure_schema(
                     conn, self._max_schema_version, auto_migrate=self._auto_migrate

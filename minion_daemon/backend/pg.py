@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import select
 import socket
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from minion_daemon.backend import sql
 from minion_daemon.backend.connections import Connection, ConnectionSettings
-from minion_daemon.backend.executor import PgExecutor, translate_errors
+from minion_daemon.backend.executor import INHERITED, PgExecutor, translate_errors
 from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
 from minion_daemon.backend.schedules import ScheduleOperations
 from minion_daemon.model import (
@@ -110,6 +110,13 @@ class PgBackend(ScheduleOperations, PgExecutor):
         self._listener: Connection | None = None
         self._host = socket.gethostname()
 
+    def forget_inherited(self) -> None:
+        """After fork: the LISTEN connection is the parent's too; keep it, never use it."""
+        if self._listener is not None:
+            INHERITED.append(self._listener)
+            self._listener = None
+        super().forget_inherited()
+
     def close(self) -> None:
         """Close the pool (or connection) and the LISTEN connection."""
         self._drop_listener()
@@ -135,11 +142,15 @@ class PgBackend(ScheduleOperations, PgExecutor):
 
     # Jobs
 
-    def dequeue(self, worker_id: int, wait: float, options: Options = None) -> DequeuedJob | None:
+    def dequeue(
+        self, worker_id: int, wait: float, options: Options = None, *, wakeup: int | None = None
+    ) -> DequeuedJob | None:
         """Claim the best runnable job for this worker, waiting up to ``wait`` seconds for one.
 
         Options: ``id``, ``min_priority``, ``queues`` (default ``["default"]``) and ``tasks``
-        (default: any task; the Minion facade passes the tasks it has registered).
+        (default: any task; the Minion facade passes the tasks it has registered). Beyond Perl,
+        the wait also ends, without a second claim, as soon as the file descriptor ``wakeup``
+        is readable (a worker's signal pipe: a stop, or a job process that ended).
         """
         worker = check_id("dequeue: worker_id", worker_id)
         seconds, opts = parse_dequeue("dequeue", wait, options)
@@ -150,13 +161,16 @@ class PgBackend(ScheduleOperations, PgExecutor):
             "queues": list(opts.queues),
             "tasks": None if opts.tasks is None else list(opts.tasks),
         }
+        if os.getpid() != self._pid:
+            self.forget_inherited()
         # Listening before the first claim means a job committed between the claim and the
         # wait still wakes us (Perl listens after the claim and can sleep through one).
         listening = seconds > 0 and self._listen()
         job = self._claim(params)
         if job is not None or seconds <= 0:
             return job
-        self._wait_for_notification(seconds, listening)
+        if self._wait_for_notification(seconds, listening, wakeup):
+            return None
         return self._claim(params)
 
     def _claim(self, params: Mapping[str, object]) -> DequeuedJob | None:
@@ -177,18 +191,26 @@ class PgBackend(ScheduleOperations, PgExecutor):
             return False
         return True
 
-    def _wait_for_notification(self, seconds: float, listening: bool) -> None:
-        if not listening or self._listener is None:
-            # Without a LISTEN connection the wait is a plain sleep, so jobs are still picked up
-            # within `wait` seconds while the next dequeue tries to listen again.
-            time.sleep(seconds)
-            return
-        try:
-            for _ in self._listener.notifies(timeout=seconds, stop_after=1):
-                pass
-        except psycopg.Error as error:
-            log.warning("dequeue.listen_lost: %s", error)
-            self._drop_listener()
+    def _wait_for_notification(self, seconds: float, listening: bool, wakeup: int | None) -> bool:
+        """Wait for a notification, the wakeup descriptor or the timeout; true when woken.
+
+        Without a LISTEN connection the wait is a plain timed one, so jobs are still picked up
+        within ``seconds`` while the next dequeue tries to listen again.
+        """
+        watched = [] if wakeup is None else [wakeup]
+        if listening and self._listener is not None:
+            watched.append(self._listener.fileno())
+        readable, _, _ = select.select(watched, [], [], seconds)
+        if wakeup is not None and wakeup in readable:
+            return True
+        if self._listener is not None and readable:
+            try:
+                for _ in self._listener.notifies(timeout=0):
+                    pass
+            except psycopg.Error as error:
+                log.warning("dequeue.listen_lost: %s", error)
+                self._drop_listener()
+        return False
 
     def _drop_listener(self) -> None:
         if self._listener is not None:

@@ -42,8 +42,10 @@ class Backend(Protocol):
     def receive(self, worker_id: int) -> list[list[Any]]: ...
 
     def dequeue(
-        self, worker_id: int, wait: float, options: Options = None
+        self, worker_id: int, wait: float, options: Options = None, *, wakeup: int | None = None
     ) -> DequeuedJob | None: ...
+
+    def forget_inherited(self) -> None: ...
 
     def enqueue(
         self, task: str, args: Sequence[Any] | None = None, options: Options = None

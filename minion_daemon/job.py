@@ -1,0 +1,211 @@
+"""``Job``: one job as its worker holds it, run in a forked process or in this one.
+
+Events (``job.on(event, listener)``; listeners get the job first) and where they run:
+
+==========  =========================  ===================================================
+event       arguments                  process
+==========  =========================  ===================================================
+spawn       pid                        worker, right after the fork
+start       -                          job process (or worker, inline), before the task;
+                                       listeners may change ``task`` and ``args``
+finish      -                          the process that ran the task, after it returned
+failed      error                      whichever process recorded the failure
+finished    result                     whichever process recorded the success
+cleanup     -                          job process, just before it exits
+reap        pid                        worker, after the job process ended, before the
+                                       outcome is recorded
+==========  =========================  ===================================================
+
+Outcomes (SPEC §3.3): a task that returns records its return value (``None`` unless it
+finished the job itself); one that raises fails the job with the message and traceback; a job
+process that exits non-zero or dies by a signal fails it with ``Job terminated unexpectedly
+(exit code: N, signal: M)``. Every change is fenced by ``retries``, so a stale handle changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from minion_daemon import proc
+from minion_daemon.events import EventEmitter
+
+if TYPE_CHECKING:
+    from minion_daemon.minion import Minion
+    from minion_daemon.model import JobInfo
+
+
+def describe_error(error: BaseException) -> str:
+    """A failed job's result: the exception's own line first, then the whole traceback."""
+    summary = "".join(traceback.format_exception_only(error)).strip()
+    return f"{summary}\n\n{''.join(traceback.format_exception(error))}"
+
+
+class Job(EventEmitter):
+    """A dequeued job. Subclass it and override :meth:`run` for a task that needs hooks."""
+
+    def __init__(
+        self, minion: Minion, job_id: int, args: list[Any], retries: int, task: str
+    ) -> None:
+        super().__init__()
+        self.minion = minion
+        self.id = job_id
+        self.args = args
+        self.retries = retries
+        self.task = task
+        #: The job process while one runs (fork mode), and when it started (monotonic).
+        self.pid: int | None = None
+        self.started_at: float | None = None
+        #: What the task returned, recorded unless the task finished or failed the job itself.
+        self.result: Any = None
+        #: Set by the worker when it killed the job for running longer than its timeout.
+        self.timed_out_after: float | None = None
+        #: How the job process ended, once it was reaped.
+        self.exit_reason: proc.ExitReason | None = None
+        self._recorded = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.task!r} retries={self.retries}>"
+
+    # The job in the database
+
+    @property
+    def info(self) -> JobInfo | None:
+        """The job's row as ``list_jobs`` shows it, read now; ``None`` once it is gone."""
+        jobs = self.minion.backend.list_jobs(0, 1, {"ids": [self.id]})["jobs"]
+        return jobs[0] if jobs else None
+
+    @property
+    def parents(self) -> list[Job]:
+        """The parents that still exist."""
+        info = self.info
+        return self.minion.jobs_by_id(info["parents"]) if info else []
+
+    @property
+    def children(self) -> list[Job]:
+        """The jobs that name this one as a parent."""
+        info = self.info
+        return self.minion.jobs_by_id(info["children"]) if info else []
+
+    def note(self, **values: Any) -> bool:
+        """Merge ``values`` into the job's notes; ``None`` removes a key."""
+        return self.minion.backend.note(self.id, values)
+
+    def finish(self, result: Any = None) -> bool:
+        """Record success with ``result``; false if this handle no longer holds the job."""
+        if not self.minion.backend.finish_job(self.id, self.retries, result):
+            return False
+        self._recorded = True
+        self.emit("finished", result)
+        return True
+
+    def fail(self, error: Any = "Unknown error") -> bool:
+        """Record failure (retried after backoff while attempts remain)."""
+        if not self.minion.backend.fail_job(self.id, self.retries, error):
+            return False
+        self._recorded = True
+        self.emit("failed", error)
+        return True
+
+    def retry(self, **options: Any) -> bool:
+        """Make the job inactive again with ``retry_job``'s options (attempts, delay, ...)."""
+        return self.minion.backend.retry_job(self.id, self.retries, options)
+
+    def remove(self) -> bool:
+        return self.minion.backend.remove_job(self.id)
+
+    # Running it
+
+    def run(self, *args: Any) -> Any:
+        """The task itself, for a :class:`Job` subclass registered as a task."""
+        raise NotImplementedError('Method "run" not implemented by subclass')
+
+    def execute(self) -> str | None:
+        """Run the task in this process; returns the error text, or ``None`` on success."""
+        try:
+            self.emit("start")
+            spec = self.minion.tasks.get(self.task)
+            if spec is None:
+                raise LookupError(f'Task "{self.task}" is not registered')
+            if isinstance(spec.target, type):
+                self.result = self.run(*self.args)
+            else:
+                self.result = spec.target(self, *self.args)
+            self.emit("finish")
+        except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
+            return describe_error(error)
+        return None
+
+    def record(self, error: str | None) -> None:
+        """Store what :meth:`execute` produced, unless the task already did."""
+        if error is not None:
+            self.fail(error)
+        elif self.result is not None and not self._recorded:
+            self.finish(self.result)
+
+    def start(self) -> Job:
+        """Fork the job process; the parent writes the ``minion_pid`` note (Minion 12)."""
+        self.pid = proc.fork(self._in_child, job=True)
+        self.started_at = time.monotonic()
+        self.note(minion_pid=self.pid)
+        self.emit("spawn", self.pid)
+        return self
+
+    def _in_child(self) -> int:
+        self.minion.backend.forget_inherited()
+        try:
+            self.record(self.execute())
+        except SystemExit as leaving:
+            # A task that calls sys.exit(n) means exit code n, as exit(n) does in Perl.
+            return leaving.code if isinstance(leaving.code, int) else proc.EXIT_CRASHED
+        self.emit("cleanup")
+        return 0
+
+    def perform(self) -> None:
+        """Run the job in a forked process, wait for it, and record the outcome."""
+        self.start()
+        assert self.pid is not None
+        self._reaped(proc.reap(self.pid, block=True))
+        self.record_exit()
+
+    def is_finished(self) -> bool:
+        """Reap the job process if it ended and record the outcome; never blocks.
+
+        If recording fails (the database is gone), the job stays reaped with its
+        ``exit_reason``, and :meth:`record_exit` can be called again later.
+        """
+        unreaped = self.exit_reason is None
+        if unreaped and (self.pid is None or not self._reaped(proc.reap(self.pid))):
+            return False
+        self.record_exit()
+        return True
+
+    def _reaped(self, reason: proc.ExitReason | None) -> bool:
+        if reason is None:
+            return False
+        self.exit_reason = reason
+        self.emit("reap", self.pid)
+        return True
+
+    def record_exit(self) -> None:
+        """Record how the reaped job process ended (finish, or fail with the reason)."""
+        reason = self.exit_reason
+        assert reason is not None, "record_exit() before the job process was reaped"
+        if self.timed_out_after is not None:
+            self.fail(f"Job timed out after {self.timed_out_after:g} seconds")
+        elif not reason.clean:
+            self.fail(f"Job terminated unexpectedly ({reason})")
+        else:
+            self.finish()
+
+    def kill(self, signum: int | str) -> bool:
+        """Send a signal (a number or a name such as ``"INT"``) to the job process."""
+        number = signum if isinstance(signum, int) else signal.Signals[f"SIG{signum}"].value
+        return self.pid is not None and proc.kill(self.pid, number)
+
+    def stop(self) -> bool:
+        """Kill the job process at once (SIGKILL); it is recorded failed when reaped."""
+        return self.kill(signal.SIGKILL)

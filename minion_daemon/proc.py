@@ -1,0 +1,100 @@
+"""POSIX process primitives shared by the worker and job processes; no policy.
+
+Every fork goes through :func:`fork`, so every child starts the same way (default signal
+handlers, no inherited wakeup fd or systemd socket, a fresh random seed) and leaves the same
+way (``os._exit``: no atexit hooks, no finalizers touching what the parent still uses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+#: Exit code of a child whose body raised instead of returning one.
+EXIT_CRASHED: Final = 1
+#: What the status of a child that someone else reaped is taken as: unknown, so not success.
+EXIT_UNKNOWN: Final = 255
+
+
+@dataclass(frozen=True, slots=True)
+class ExitReason:
+    """How a child ended, in Perl's terms: ``$? >> 8`` and ``$? & 127``."""
+
+    code: int
+    signal: int
+
+    @property
+    def clean(self) -> bool:
+        return self.code == 0 and self.signal == 0
+
+    def __str__(self) -> str:
+        return f"exit code: {self.code}, signal: {self.signal}"
+
+
+def decode(status: int) -> ExitReason:
+    """Turn a ``waitpid`` status into an :class:`ExitReason`."""
+    if os.WIFSIGNALED(status):
+        return ExitReason(0, os.WTERMSIG(status))
+    return ExitReason(os.waitstatus_to_exitcode(status), 0)
+
+
+def reap(pid: int, *, block: bool = False) -> ExitReason | None:
+    """Collect child ``pid``; ``None`` while it runs (never when ``block``)."""
+    try:
+        reaped, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return ExitReason(EXIT_UNKNOWN, 0)
+    return decode(status) if reaped else None
+
+
+def kill(pid: int, signum: int) -> bool:
+    """Send ``signum`` to ``pid``; false when the process is already gone."""
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def reset_signals(*, ignore_user_signals: bool) -> None:
+    """The signal state of a fresh child: defaults, and USR1/USR2 ignored for job processes."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    user = signal.SIG_IGN if ignore_user_signals else signal.SIG_DFL
+    for signum in (signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, user)
+    signal.set_wakeup_fd(-1)
+
+
+def fork(body: Callable[[], int], *, job: bool) -> int:
+    """Fork; return the child's pid in the parent. The child runs ``body`` and exits with its
+    return value (:data:`EXIT_CRASHED` if it raised, after printing the traceback).
+
+    Job processes get their own process group, so a signal meant for the worker's terminal
+    group (Ctrl-C) leaves them to the worker, and a kill can reach their descendants.
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    code = EXIT_CRASHED
+    try:
+        reset_signals(ignore_user_signals=job)
+        os.environ.pop("NOTIFY_SOCKET", None)
+        random.seed()
+        if job:
+            os.setpgrp()
+        code = body()
+    except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)

@@ -1,0 +1,319 @@
+"""``Worker``: one worker process's loop (SPEC §4.2), its remote control and its signals.
+
+Beyond Perl: the wait for a job ends at once when a job process ends or a stop signal
+arrives (signals write to a pipe the dequeue watches), a worker whose tasks are all at their
+limits sleeps instead of spinning, jobs have optional timeouts, and a database outage is
+survived: the loop backs off and retries, job processes keep running, and their outcomes are
+recorded when the database is back (Minion #20).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import select
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from minion_daemon.commands import parse_kill, parse_stop, whole_number
+from minion_daemon.errors import DatabaseUnavailableError
+from minion_daemon.events import EventEmitter
+
+if TYPE_CHECKING:
+    from minion_daemon.job import Job
+    from minion_daemon.minion import Minion
+    from minion_daemon.model import WorkerInfo
+
+log = logging.getLogger("minion_daemon.worker")
+
+DEFAULT_STATUS: Final[Mapping[str, Any]] = {
+    "command_interval": 10,
+    "dequeue_timeout": 5,
+    "dispatch_interval": 30,
+    "heartbeat_interval": 300,
+    "jobs": 4,
+    "limits": {},
+    "queues": ["default"],
+    "performed": 0,
+    "repair_interval": 21600,
+    "spare": 1,
+    "spare_min_priority": 1,
+    "type": "Python",
+}
+
+#: Seconds between TERM and KILL for a job that ran past its timeout.
+TIMEOUT_GRACE: Final = 5.0
+#: Longest pause between attempts while the database is unreachable.
+MAX_OUTAGE_BACKOFF: Final = 30.0
+
+
+def desired_tasks(
+    limits: Mapping[str, int], available: Collection[str], active: Collection[str]
+) -> list[str]:
+    """The available tasks still under their limit, given the tasks of running jobs."""
+    running = Counter(active)
+    return [task for task in available if task not in limits or running[task] < limits[task]]
+
+
+class Worker(EventEmitter):
+    """A registered worker: dequeues jobs of its Minion's tasks and runs them.
+
+    Events: ``dequeue`` (job), ``wait`` (before each dequeue), ``busy`` (at capacity).
+    """
+
+    def __init__(self, minion: Minion, *, status: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.minion = minion
+        self.id: int | None = None
+        self.status: dict[str, Any] = dict(status or {})
+        self.commands: dict[str, Callable[..., object]] = {
+            "jobs": self._command_jobs,
+            "spare": self._command_spare,
+            "kill": self._command_kill,
+            "stop": self._command_stop,
+        }
+        self.running: dict[int, Job] = {}
+        self._finished = False
+        self._quit = False
+        self._wakeup: int | None = None
+        self._wakeup_write: int | None = None
+        self._last: dict[str, float] = {}
+        self._outage = 0.0
+
+    # Registration and the inbox
+
+    def register(self) -> int:
+        """Insert or heartbeat this worker's row with its whole ``status``."""
+        self.id = self.minion.backend.register_worker(self.id, {"status": self.status})
+        return self.id
+
+    def unregister(self) -> None:
+        if self.id is not None:
+            self.minion.backend.unregister_worker(self.id)
+            self.id = None
+
+    @property
+    def info(self) -> WorkerInfo | None:
+        if self.id is None:
+            return None
+        workers = self.minion.backend.list_workers(0, 1, {"ids": [self.id]})["workers"]
+        return workers[0] if workers else None
+
+    def add_command(self, name: str, handler: Callable[..., object]) -> None:
+        """Handle inbox entries ``[name, *args]`` with ``handler(worker, *args)``."""
+        self.commands[name] = lambda *args: handler(self, *args)
+
+    def process_commands(self) -> None:
+        """Run every command in the inbox; unknown ones are ignored, bad ones logged."""
+        assert self.id is not None
+        ran = False
+        for entry in self.minion.backend.receive(self.id):
+            if not isinstance(entry, list) or not entry or entry[0] not in self.commands:
+                continue
+            try:
+                self.commands[entry[0]](*entry[1:])
+                ran = True
+            except Exception:
+                log.exception("worker.command_failed: %r", entry)
+        if ran:
+            self.register()
+
+    def _command_jobs(self, *args: Any) -> None:
+        if (count := whole_number(args[0] if args else None)) is not None:
+            self.status["jobs"] = count
+
+    def _command_spare(self, *args: Any) -> None:
+        if (count := whole_number(args[0] if args else None)) is not None:
+            self.status["spare"] = count
+
+    def _command_kill(self, *args: Any) -> None:
+        self._signal_job(parse_kill(list(args)))
+
+    def _command_stop(self, *args: Any) -> None:
+        self._signal_job(parse_stop(list(args)))
+
+    def _signal_job(self, order: Any) -> None:
+        if order is not None and order.job_id in self.running:
+            self.running[order.job_id].kill(order.signum)
+
+    # Dequeue
+
+    def dequeue(self, wait: float, **options: Any) -> Job | None:
+        """Claim a job of a registered task; ``None`` when unregistered or nothing came."""
+        if self.id is None:
+            return None
+        options.setdefault("tasks", sorted(self.minion.tasks.names()))
+        claimed = self.minion.backend.dequeue(self.id, wait, options, wakeup=self._wakeup)
+        if claimed is None:
+            return None
+        job_class = self.minion.class_for_task(claimed["task"])
+        job = job_class(
+            self.minion, claimed["id"], claimed["args"], claimed["retries"], claimed["task"]
+        )
+        self.emit("dequeue", job)
+        return job
+
+    # The run loop
+
+    def run(self) -> None:
+        """Work until INT or TERM (after running jobs end) or QUIT (killing them)."""
+        for key, value in DEFAULT_STATUS.items():
+            self.status.setdefault(key, value)
+        interval = int(self.status["repair_interval"])
+        self.status["repair_interval"] = interval - random.randrange(max(interval // 2, 1))
+        previous = self._install_signals()
+        try:
+            while not (self._finished and not self.running):
+                self._step()
+        finally:
+            self._restore_signals(previous)
+            self._leave()
+
+    def _step(self) -> None:
+        try:
+            self._work()
+            self._outage = 0.0
+        except DatabaseUnavailableError as error:
+            self._outage = min(max(self._outage * 2, 1.0), MAX_OUTAGE_BACKOFF)
+            log.warning("worker.database_unavailable: %s; retrying in %.0f s", error, self._outage)
+            self._sleep(self._outage)
+
+    def _work(self) -> None:
+        status = self.status
+        self._drain_wakeups()
+        if self._quit:
+            self._quit = False
+            for job in self.running.values():
+                job.stop()
+        # Every duty runs on the first pass: Perl's baselines of 0 on the monotonic clock do
+        # the same on any host up for more than an interval, so repair runs at startup.
+        if self._due("heartbeat", status["heartbeat_interval"]):
+            self.register()
+        if self._due("command", status["command_interval"]):
+            self.process_commands()
+        if status["repair_interval"] and self._due("repair", status["repair_interval"]):
+            self.minion.repair()
+        dispatch = status["dispatch_interval"]
+        if dispatch and self.minion.backend.has_schedules and self._due("dispatch", dispatch):
+            self.minion.dispatch_schedules()
+        self._reap_jobs()
+        self._enforce_timeouts()
+        self._take_job()
+
+    def _take_job(self) -> None:
+        status = self.status
+        capacity = status["jobs"] + status["spare"]
+        if self._finished and not self.running:
+            return
+        if self._finished or len(self.running) >= capacity:
+            self.emit("busy")
+            self._sleep(status["command_interval"])
+            return
+        options: dict[str, Any] = {"queues": status["queues"]}
+        if len(self.running) >= status["jobs"]:
+            options["min_priority"] = status["spare_min_priority"]
+        active = [job.task for job in self.running.values()]
+        tasks = desired_tasks(status["limits"], sorted(self.minion.tasks.names()), active)
+        if not tasks:
+            # Every task is at its limit: wait for a job to end (Perl spins here).
+            self._sleep(status["command_interval"])
+            return
+        self.emit("wait")
+        job = self.dequeue(status["dequeue_timeout"], tasks=tasks, **options)
+        if job is not None:
+            self._launch(job)
+
+    def _launch(self, job: Job) -> None:
+        spec = self.minion.tasks.get(job.task)
+        if spec is not None and spec.mode == "inline":
+            job.record(job.execute())
+            self.status["performed"] += 1
+            return
+        job.start()
+        self.running[job.id] = job
+        log.debug('Process %d is performing job "%d" with task "%s"', job.pid, job.id, job.task)
+
+    def _reap_jobs(self) -> None:
+        for job_id, job in list(self.running.items()):
+            if job.is_finished():
+                del self.running[job_id]
+                self.status["performed"] += 1
+
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        for job in self.running.values():
+            spec = self.minion.tasks.get(job.task)
+            if spec is None or spec.timeout is None:
+                continue
+            elapsed = now - (job.started_at or now)
+            if job.timed_out_after is None and elapsed > spec.timeout:
+                job.timed_out_after = spec.timeout
+                job.kill(signal.SIGTERM)
+            elif job.timed_out_after is not None and elapsed > spec.timeout + TIMEOUT_GRACE:
+                job.stop()
+
+    def _due(self, duty: str, interval: float) -> bool:
+        now = time.monotonic()
+        last = self._last.get(duty)
+        if last is not None and now - last < interval:
+            return False
+        self._last[duty] = now
+        return True
+
+    # Signals: handlers only record; the pipe wakes whatever the loop waits on.
+
+    def _install_signals(self) -> dict[int, Any]:
+        read, write = os.pipe()
+        for end in (read, write):
+            os.set_blocking(end, False)
+        self._wakeup = read
+        self._wakeup_write = write
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        handlers = {
+            signal.SIGINT: self._handle_stop,
+            signal.SIGTERM: self._handle_stop,
+            signal.SIGQUIT: self._handle_quit,
+            signal.SIGCHLD: lambda *_: None,
+        }
+        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+
+    def _handle_stop(self, *_: object) -> None:
+        self._finished = True
+
+    def _handle_quit(self, *_: object) -> None:
+        self._finished = self._quit = True
+
+    def _restore_signals(self, previous: dict[int, Any]) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for end in (self._wakeup, self._wakeup_write):
+            if end is not None:
+                os.close(end)
+        self._wakeup = self._wakeup_write = None
+
+    def _drain_wakeups(self) -> None:
+        if self._wakeup is None:
+            return
+        try:
+            while os.read(self._wakeup, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; a signal (a job ending, a stop) ends it early."""
+        if self._wakeup is None:
+            time.sleep(seconds)
+        else:
+            select.select([self._wakeup], [], [], seconds)
+
+    def _leave(self) -> None:
+        try:
+            self.unregister()
+        except DatabaseUnavailableError as error:
+            log.warning("worker.unregister_failed: %s (repair will remove the row)", error)

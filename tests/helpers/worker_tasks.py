@@ -1,0 +1,52 @@
+"""Tasks the worker tests run, importable by the worker subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+
+def add(job: Any, first: int, second: int) -> dict[str, int]:
+    return {"added": first + second}
+
+
+def sleep(job: Any, seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def record_pid(job: Any) -> int:
+    return os.getpid()
+
+
+def stubborn(job: Any, seconds: float) -> None:
+    """Ignores TERM, so only KILL ends it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(seconds)
+
+
+def on_signals(job: Any, seconds: float) -> None:
+    """Records USR1 and USR2 in its notes, the custom handlers of checklist 112."""
+    received: list[str] = []
+
+    def note(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        job.note(signals=received)
+
+    signal.signal(signal.SIGUSR1, note)
+    signal.signal(signal.SIGUSR2, note)
+    time.sleep(seconds)
+
+
+TASKS = {
+    "add": add,
+    "sleep": sleep,
+    "record_pid": record_pid,
+    "stubborn": stubborn,
+    "on_signals": on_signals,
+    "foo": add,
+    "bar": add,
+    "baz": add,
+}

@@ -1,0 +1,354 @@
+"""Jobs in forked processes: the outcome matrix of SPEC §3.3, events, task classes, foreground.
+
+Real fork, real PostgreSQL: each job runs in a child process that opens its own connection.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from minion_daemon import Minion
+from minion_daemon.backend import PgBackend
+from minion_daemon.job import Job
+from minion_daemon.minion import ForegroundError
+
+
+@pytest.fixture
+def minion(dsn: str) -> Iterator[Minion]:
+    minion = Minion(PgBackend(dsn, min_size=0, max_size=2))
+    yield minion
+    minion.close()
+
+
+def _add(job: Job, first: int, second: int) -> None:
+    job.finish({"added": first + second})
+
+
+def _dequeue_one(minion: Minion, **options: Any) -> Job:
+    worker = minion.worker()
+    worker.register()
+    job = worker.dequeue(0, **options)
+    assert job is not None
+    return job
+
+
+def _state(minion: Minion, job_id: int) -> tuple[str, Any]:
+    info = minion.job(job_id)
+    assert info is not None and info.info is not None
+    return info.info["state"], info.info["result"]
+
+
+def test_56_perform_runs_the_task_in_another_process(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    job_id = minion.enqueue("add", [2, 2])
+    job = _dequeue_one(minion)
+    job.perform()
+    assert _state(minion, job_id) == ("finished", {"added": 4})
+    info = minion.job(job_id)
+    assert info is not None and info.info is not None
+    assert info.info["finished"] is not None
+    assert minion.backend.list_workers(0, 10)["workers"][0]["jobs"] == []
+
+
+def test_72_enqueue_worker_and_dequeue_events(minion: Minion) -> None:
+    seen: list[Any] = []
+    minion.on("enqueue", lambda _, job_id: seen.append(("enqueue", job_id)))
+    minion.on("worker", lambda _, worker: worker.on("dequeue", lambda _w, j: seen.append(j.id)))
+    minion.add_task("add", _add)
+    job_id = minion.enqueue("add", [1, 1])
+    _dequeue_one(minion)
+    assert seen == [("enqueue", job_id), job_id]
+
+
+def test_73_finished_is_emitted_once_by_the_process_that_finished(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    minion.enqueue("add", [3, 4])
+    job = _dequeue_one(minion)
+    finished: list[Any] = []
+    job.on("finished", lambda _, result: finished.append(result))
+    job.perform()
+    assert finished == [], "the child finished it; the parent's finish() was a no-op"
+    nothing = minion.enqueue("add_nothing")
+    minion.add_task("add_nothing", lambda job: None)
+    job = _dequeue_one(minion, id=nothing)
+    job.on("finished", lambda _, result: finished.append(result))
+    job.perform()
+    assert finished == [None]
+
+
+def test_74_spawn_and_reap_carry_the_job_pid(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    minion.enqueue("add", [1, 2])
+    job = _dequeue_one(minion)
+    pids: dict[str, int] = {}
+    job.on("spawn", lambda _, pid: pids.setdefault("spawn", pid))
+    job.on("reap", lambda _, pid: pids.setdefault("reap", pid))
+    job.perform()
+    assert pids["spawn"] == pids["reap"] != os.getpid()
+
+
+def test_75_failed_event_and_second_fail_is_false(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    minion.enqueue("add", [1, 2])
+    job = _dequeue_one(minion)
+    failed: list[Any] = []
+    job.on("failed", lambda _, error: failed.append(error))
+    assert job.fail("Something bad happened!")
+    assert not job.fail("again")
+    assert failed == ["Something bad happened!"]
+
+
+def test_76_a_start_listener_in_the_child_may_change_task_and_args(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    minion.add_task("switcheroo", lambda job, *args: job.finish("wrong"))
+    job_id = minion.enqueue("switcheroo", [5])
+
+    def switch(job: Job) -> None:
+        job.task, job.args = "add", [5, 4]
+
+    job = _dequeue_one(minion)
+    job.on("start", switch)
+    job.perform()
+    assert _state(minion, job_id) == ("finished", {"added": 9})
+
+
+def test_77_finish_and_cleanup_run_in_the_child(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    job_id = minion.enqueue("add", [1, 1], notes={"before": 23})
+    job = _dequeue_one(minion)
+    job.on("finish", lambda j: j.note(finish_pid=os.getpid()))
+    job.on("cleanup", lambda j: j.note(cleanup_pid=os.getpid()))
+    job.perform()
+    notes = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]["notes"]
+    assert notes["before"] == 23
+    assert notes["finish_pid"] == notes["cleanup_pid"] == notes["minion_pid"] != os.getpid()
+
+
+def test_78_fail_without_argument_stores_unknown_error(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    job_id = minion.enqueue("add", [1, 1])
+    job = _dequeue_one(minion)
+    assert job.fail()
+    assert _state(minion, job_id) == ("failed", "Unknown error")
+    assert not job.finish()
+
+
+def _raises(job: Job) -> None:
+    raise RuntimeError("Intentional failure!")
+
+
+def test_80_an_exception_stores_message_then_traceback(minion: Minion) -> None:
+    minion.add_task("raises", _raises)
+    job_id = minion.enqueue("raises")
+    _dequeue_one(minion).perform()
+    state, result = _state(minion, job_id)
+    assert state == "failed"
+    assert result.startswith("RuntimeError: Intentional failure!\n\nTraceback (most recent call")
+    assert 'raise RuntimeError("Intentional failure!")' in result
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        (lambda job: os._exit(1), "Job terminated unexpectedly (exit code: 1, signal: 0)"),
+        (lambda job: os._exit(3), "Job terminated unexpectedly (exit code: 3, signal: 0)"),
+        (lambda job: exit(4), "Job terminated unexpectedly (exit code: 4, signal: 0)"),
+        (
+            lambda job: os.kill(os.getpid(), signal.SIGKILL),
+            "Job terminated unexpectedly (exit code: 0, signal: 9)",
+        ),
+        (lambda job: ctypes.string_at(0), "Job terminated unexpectedly (exit code: 0, signal: 11)"),
+    ],
+    ids=["exit-1", "os-exit-3", "sys-exit-4", "sigkill", "segfault"],
+)
+def test_81_abnormal_exits_fail_with_code_and_signal(
+    minion: Minion, task: Any, expected: str
+) -> None:
+    minion.add_task("dies", task)
+    job_id = minion.enqueue("dies")
+    _dequeue_one(minion).perform()
+    assert _state(minion, job_id) == ("failed", expected)
+
+
+def _sleeps(job: Job, seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def test_82_stop_kills_usr_signals_are_ignored_int_kills(minion: Minion) -> None:
+    minion.add_task("sleeps", _sleeps)
+    first = minion.enqueue("sleeps", [60])
+    job = _dequeue_one(minion).start()
+    for signum in (signal.SIGUSR1, signal.SIGUSR2):
+        job.kill(signum)
+    time.sleep(0.3)
+    assert not job.is_finished(), "USR1 and USR2 are ignored by default"
+    job.stop()
+    _wait_finished(job)
+    assert _state(minion, first) == ("failed", "Job terminated unexpectedly (exit code: 0, signal: 9)")
+    second = minion.enqueue("sleeps", [60])
+    job = _dequeue_one(minion).start()
+    job.kill("INT")
+    _wait_finished(job)
+    assert _state(minion, second) == ("failed", "Job terminated unexpectedly (exit code: 0, signal: 2)")
+
+
+def _wait_finished(job: Job, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not job.is_finished():
+        assert time.monotonic() < deadline, "job process did not end"
+        time.sleep(0.05)
+
+
+def test_83_concurrent_jobs_are_all_reaped_and_none_result_is_null(minion: Minion) -> None:
+    minion.add_task("quiet", lambda job: None)
+    ids = [minion.enqueue("quiet") for _ in range(4)]
+    worker = minion.worker()
+    worker.register()
+    jobs = [worker.dequeue(0) for _ in ids]
+    started = [job.start() for job in jobs if job is not None]
+    for job in started:
+        _wait_finished(job)
+    assert [_state(minion, job_id) for job_id in ids] == [("finished", None)] * 4
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_84_minion_pid_note_is_the_job_process(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    job_id = minion.enqueue("add", [1, 2])
+    job = _dequeue_one(minion)
+    job.perform()
+    notes = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]["notes"]
+    assert notes["minion_pid"] == job.pid != os.getpid()
+
+
+def test_returned_value_is_the_result_unless_the_task_finished(minion: Minion) -> None:
+    minion.add_task("returns", lambda job, value: {"got": value})
+    minion.add_task("both", lambda job: job.finish("mine") and "ignored")
+    returned, both = minion.enqueue("returns", ["x"]), minion.enqueue("both")
+    minion.perform_jobs()
+    assert _state(minion, returned) == ("finished", {"got": "x"})
+    assert _state(minion, both) == ("finished", "mine")
+
+
+class AddJob(Job):
+    def run(self, first: int, second: int) -> Any:
+        return {"added": first + second, "class": type(self).__name__}
+
+
+class NoRunJob(Job):
+    pass
+
+
+class FailingJob(Job):
+    def run(self) -> None:
+        self.fail("Subclass failed on purpose")
+
+
+def test_98_100_task_classes(minion: Minion) -> None:
+    minion.add_task("add_class", AddJob).add_task("also_add", AddJob)
+    minion.add_task("no_run", NoRunJob).add_task("failing", FailingJob)
+    minion.add_task("closure", _add)
+    assert minion.class_for_task("add_class") is AddJob is minion.class_for_task("also_add")
+    assert minion.class_for_task("closure") is Job is minion.class_for_task("unknown")
+    added = minion.enqueue("add_class", [3, 4])
+    no_run, failing = minion.enqueue("no_run"), minion.enqueue("failing")
+    job = minion.job(added)
+    assert isinstance(job, AddJob)
+    minion.perform_jobs()
+    assert _state(minion, added) == ("finished", {"added": 7, "class": "AddJob"})
+    state, result = _state(minion, no_run)
+    assert state == "failed"
+    assert 'Method "run" not implemented by subclass' in result
+    assert _state(minion, failing) == ("failed", "Subclass failed on purpose")
+
+
+def _record_pid(job: Job) -> None:
+    job.finish(os.getpid())
+
+
+def _just_a_test(job: Job) -> None:
+    raise ValueError("Just a test")
+
+
+def test_101_perform_jobs_forks_and_in_foreground_does_not(minion: Minion) -> None:
+    minion.add_task("pid", _record_pid).add_task("fails", _just_a_test)
+    forked = [minion.enqueue("pid") for _ in range(2)]
+    minion.perform_jobs()
+    pids = {_state(minion, job_id)[1] for job_id in forked}
+    assert len(pids) == 2 and os.getpid() not in pids
+    here = [minion.enqueue("pid") for _ in range(2)]
+    failing = minion.enqueue("fails")
+    minion.perform_jobs_in_foreground()
+    assert {_state(minion, job_id)[1] for job_id in here} == {os.getpid()}
+    state, result = _state(minion, failing)
+    assert state == "failed" and "Just a test" in result
+    assert minion.stats()["workers"] == 0
+
+
+def test_103_foreground_of_missing_or_blocked_job_is_false(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    assert minion.foreground(12345) is False
+    parent = minion.enqueue("add", [1, 1])
+    child = minion.enqueue("add", [2, 2], parents=[parent])
+    assert minion.foreground(child) is False
+
+
+def test_104_foreground_runs_in_minion_foreground_queue(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    parent = minion.enqueue("add", [1, 1], attempts=2)
+    child = minion.enqueue("add", [2, 2], parents=[parent])
+    assert minion.foreground(parent) is True
+    info = minion.backend.list_jobs(0, 1, {"ids": [parent]})["jobs"][0]
+    assert (info["attempts"], info["retries"], info["queue"], info["state"]) == (
+        1, 1, "minion_foreground", "finished",
+    )
+    assert minion.foreground(child) is True
+    assert _state(minion, child) == ("finished", {"added": 4})
+
+
+def test_105_failing_foreground_reraises_and_unregisters(minion: Minion) -> None:
+    minion.add_task("fails", _just_a_test)
+    job_id = minion.enqueue("fails")
+    with pytest.raises(ForegroundError, match="Just a test"):
+        minion.foreground(job_id)
+    info = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]
+    assert (info["state"], info["retries"], info["queue"]) == ("failed", 1, "minion_foreground")
+    assert info["worker"] is not None
+    assert minion.stats()["workers"] == 0
+
+
+def test_26_27_guard_releases_on_exit_and_a_check_never_releases(minion: Minion) -> None:
+    guard = minion.guard("foo", 3600)
+    assert guard is not None
+    with guard:
+        assert minion.is_locked("foo")
+        assert minion.guard("foo", 3600) is None
+    assert not minion.is_locked("foo")
+    with pytest.raises(RuntimeError), minion.guard("bar", 3600) or pytest.fail("no guard"):
+        raise RuntimeError("released anyway")
+    assert not minion.is_locked("bar")
+    assert minion.lock("baz", 3600, limit=2)
+    check = minion.guard("baz", 0, limit=2)
+    assert check is not None
+    with check:
+        pass
+    assert minion.is_locked("baz")
+
+
+def test_result_waits_for_the_outcome(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    job_id = minion.enqueue("add", [20, 22])
+    with pytest.raises(TimeoutError):
+        minion.result(job_id, timeout=0.2, interval=0.05)
+    minion.perform_jobs()
+    info = minion.result(job_id, timeout=10)
+    assert info is not None and info["result"] == {"added": 42}
+    assert minion.result(999999, timeout=1) is None

@@ -10,7 +10,6 @@ import json
 import sys
 
 from helpers import worker_tasks
-
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
 

@@ -1,0 +1,104 @@
+"""`minion-daemon worker`: tasks from real entry points, Perl's options, clean stop and errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from minion_daemon import Minion
+from minion_daemon.backend import PgBackend
+
+TASKS_MODULE = '''
+def shout(job, text):
+    return text.upper()
+'''
+
+
+@pytest.fixture
+def task_path(tmp_path: Path) -> Path:
+    """A directory holding an installed distribution with one minion_daemon.tasks entry point."""
+    (tmp_path / "shouting_tasks.py").write_text(TASKS_MODULE, encoding="utf-8")
+    (tmp_path / "broken_tasks.py").write_text("raise RuntimeError('no config')\n", encoding="utf-8")
+    info = tmp_path / "shouting_tasks-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shouting-tasks\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[minion_daemon.tasks]\nshout = shouting_tasks:shout\nbroken = broken_tasks:run\n"
+    )
+    return tmp_path
+
+
+def _command(task_path: Path, *arguments: str) -> tuple[list[str], dict[str, str]]:
+    environment = dict(os.environ, PYTHONPATH=str(task_path))
+    return [sys.executable, "-m", "minion_daemon", "worker", *arguments], environment
+
+
+@pytest.fixture
+def minion(dsn: str) -> Iterator[Minion]:
+    minion = Minion(PgBackend(dsn, min_size=0))
+    yield minion
+    minion.close()
+
+
+def _wait_until(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_worker_runs_entry_point_tasks_with_perl_options(
+    task_path: Path, dsn: str, minion: Minion
+) -> None:
+    argv, environment = _command(
+        task_path, "--dsn", dsn, "-t", "shout", "-j", "2", "-q", "loud", "-q", "default",
+        "-D", "1", "-C", "1", "-I", "1", "-R", "0", "-L", "shout=1", "-s", "0", "-S", "3",
+    )
+    worker = subprocess.Popen(argv, env=environment, stderr=subprocess.PIPE, text=True)
+    try:
+        job_id = minion.enqueue("shout", ["hello"], queue="loud")
+        info = minion.result(job_id, timeout=30, interval=0.05)
+        assert info is not None
+        assert (info["state"], info["result"]) == ("finished", "HELLO")
+        _wait_until(lambda: minion.stats()["workers"] == 1)
+        status = minion.backend.list_workers(0, 1)["workers"][0]["status"]
+        assert status["type"] == "Python"
+        assert (status["jobs"], status["spare"], status["spare_min_priority"]) == (2, 0, 3)
+        assert (status["queues"], status["limits"]) == (["loud", "default"], {"shout": 1})
+        assert (status["dequeue_timeout"], status["repair_interval"]) == (1, 0)
+        worker.send_signal(signal.SIGTERM)
+        _, errors = worker.communicate(timeout=30)
+        assert worker.returncode == 0, errors
+        assert "Worker" in errors
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            worker.communicate()
+    assert minion.stats()["workers"] == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["-t", "missing"], "no minion_daemon.tasks entry point named 'missing'"),
+        (["-t", "broken"], "cannot load entry point 'broken' = 'broken_tasks:run'"),
+        (["-L", "shout"], "-L/--limit expects TASK=N"),
+    ],
+)
+def test_worker_refuses_bad_tasks_with_one_line(
+    task_path: Path, dsn: str, arguments: list[str], message: str
+) -> None:
+    argv, environment = _command(task_path, "--dsn", dsn, *arguments)
+    done = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr

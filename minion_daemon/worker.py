@@ -47,6 +47,10 @@ DEFAULT_STATUS: Final[Mapping[str, Any]] = {
 
 #: Seconds between TERM and KILL for a job that ran past its timeout.
 TIMEOUT_GRACE: Final = 5.0
+#: Longest pause of a worker that can take no job (at capacity, at its limits, stopping).
+BUSY_PAUSE: Final = 1.0
+#: Shortest pause, so a deadline that just passed cannot make the loop spin.
+MIN_PAUSE: Final = 0.01
 #: Longest pause between attempts while the database is unreachable.
 MAX_OUTAGE_BACKOFF: Final = 30.0
 
@@ -211,7 +215,7 @@ class Worker(EventEmitter):
             return
         if self._finished or len(self.running) >= capacity:
             self.emit("busy")
-            self._sleep(status["command_interval"])
+            self._sleep(self._pause())
             return
         options: dict[str, Any] = {"queues": status["queues"]}
         if len(self.running) >= status["jobs"]:
@@ -220,10 +224,11 @@ class Worker(EventEmitter):
         tasks = desired_tasks(status["limits"], sorted(self.minion.tasks.names()), active)
         if not tasks:
             # Every task is at its limit: wait for a job to end (Perl spins here).
-            self._sleep(status["command_interval"])
+            self._sleep(self._pause())
             return
         self.emit("wait")
-        job = self.dequeue(status["dequeue_timeout"], tasks=tasks, **options)
+        wait = min(status["dequeue_timeout"], self._next_timeout())
+        job = self.dequeue(wait, tasks=tasks, **options)
         if job is not None:
             self._launch(job)
 
@@ -233,8 +238,13 @@ class Worker(EventEmitter):
             job.record(job.execute())
             self.status["performed"] += 1
             return
-        job.start()
-        self.running[job.id] = job
+        try:
+            job.start()
+        finally:
+            # Tracked as soon as it exists, even if recording its pid failed: it must be reaped,
+            # counted against capacity and killed on QUIT like any other.
+            if job.pid is not None:
+                self.running[job.id] = job
         log.debug('Process %d is performing job "%d" with task "%s"', job.pid, job.id, job.task)
 
     def _reap_jobs(self) -> None:
@@ -242,6 +252,25 @@ class Worker(EventEmitter):
             if job.is_finished():
                 del self.running[job_id]
                 self.status["performed"] += 1
+
+    def _pause(self) -> float:
+        """How long to wait while no job can be taken: until the next timeout is due, at
+        most :data:`BUSY_PAUSE` (Perl's busy sleep); a job ending or a signal ends it sooner."""
+        return min(BUSY_PAUSE, self._next_timeout())
+
+    def _next_timeout(self) -> float:
+        """Seconds until the next job timeout (or its KILL after the grace) is due."""
+        now, due = time.monotonic(), float("inf")
+        for job in self.running.values():
+            spec = self.minion.tasks.get(job.task)
+            if spec is None or spec.timeout is None or job.started_at is None:
+                continue
+            limit = spec.timeout + (TIMEOUT_GRACE if job.timed_out_after is not None else 0)
+            remaining = job.started_at + limit - now
+            if remaining > 0 or job.timed_out_after is None:
+                # Past its KILL, a job only awaits reaping, which SIGCHLD announces.
+                due = min(due, remaining)
+        return max(due, MIN_PAUSE)
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()

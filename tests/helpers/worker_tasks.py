@@ -50,3 +50,14 @@ TASKS = {
     "bar": add,
     "baz": add,
 }
+
+
+def logged_sleep(job: Any, path: str, seconds: float) -> float:
+    """Appends its pid to ``path`` before sleeping, so a test can count how often it ran."""
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return seconds
+
+
+TASKS["logged_sleep"] = logged_sleep

@@ -28,14 +28,19 @@ from __future__ import annotations
 import signal
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from minion_daemon import proc
+from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
     from minion_daemon.model import JobInfo
+
+
+#: How long a job process keeps trying to record its outcome while the database is away.
+RECORD_PATIENCE: Final = 120.0
 
 
 def describe_error(error: BaseException) -> str:
@@ -157,12 +162,32 @@ class Job(EventEmitter):
     def _in_child(self) -> int:
         self.minion.backend.forget_inherited()
         try:
-            self.record(self.execute())
+            error = self.execute()
         except SystemExit as leaving:
             # A task that calls sys.exit(n) means exit code n, as exit(n) does in Perl.
             return leaving.code if isinstance(leaving.code, int) else proc.EXIT_CRASHED
+        self._record_patiently(error)
         self.emit("cleanup")
         return 0
+
+    def _record_patiently(self, error: str | None) -> None:
+        """Record the outcome, waiting out a database outage of up to :data:`RECORD_PATIENCE`.
+
+        The work is done; giving up at once would turn a brief outage into a failure and a
+        second run of the task.
+        """
+        deadline = time.monotonic() + RECORD_PATIENCE
+        pause = 0.5
+        while True:
+            try:
+                self.record(error)
+            except DatabaseUnavailableError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 10.0)
+            else:
+                return
 
     def perform(self) -> None:
         """Run the job in a forked process, wait for it, and record the outcome."""

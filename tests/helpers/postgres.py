@@ -41,6 +41,8 @@ class Server:
     stop: Callable[[], None] = field(default=lambda: None)
     #: On this machine, so a run's process id in a database name tells whether it still runs.
     local: bool = False
+    #: Restart the server (only for clusters the tests started themselves).
+    restart: Callable[[], None] | None = None
 
     def dsn(self, dbname: str) -> str:
         return libpq.make_conninfo(self.admin_dsn, dbname=dbname)
@@ -81,7 +83,11 @@ def _pg_bin(name: str) -> str | None:
     return candidates[0] if candidates else None
 
 
-def _throwaway_cluster() -> Server | None:
+def throwaway_cluster() -> Server | None:
+    """A private cluster made with initdb and started with pg_ctl; ``None`` without them.
+
+    The fault tests use one to restart PostgreSQL under a running worker.
+    """
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
         return None
@@ -96,8 +102,11 @@ def _throwaway_cluster() -> Server | None:
     subprocess.run([*prefix, initdb, "-D", str(data), "-U", "postgres", "-A", "trust"],
                    check=True, capture_output=True)
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", options, "-w", "-l",
-                    str(root / "log"), "start"], check=True, capture_output=True)
+    control = [*prefix, pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(root / "log")]
+    subprocess.run([*control, "start"], check=True, capture_output=True)
+
+    def restart() -> None:
+        subprocess.run([*control, "-m", "fast", "restart"], check=True, capture_output=True)
 
     def stop() -> None:
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
@@ -105,7 +114,7 @@ def _throwaway_cluster() -> Server | None:
         shutil.rmtree(root, ignore_errors=True)
 
     dsn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-    return Server(dsn, "a throwaway cluster (initdb)", stop, local=True)
+    return Server(dsn, "a throwaway cluster (initdb)", stop, local=True, restart=restart)
 
 
 def _user_exists(name: str) -> bool:
@@ -145,7 +154,7 @@ def find_server() -> Server:
     for dsn in LOCAL_CANDIDATES:
         if _answers(dsn):
             return Server(dsn, "the local server", local=True)
-    for start in (_throwaway_cluster, _container):
+    for start in (throwaway_cluster, _container):
         server = start()
         if server is not None:
             return server

@@ -362,3 +362,18 @@ def test_result_waits_for_the_outcome(minion: Minion) -> None:
     assert info is not None
     assert info["result"] == {"added": 42}
     assert minion.result(999999, timeout=1) is None
+
+
+def test_146_a_worker_never_dequeues_a_task_it_has_not_registered(minion: Minion) -> None:
+    minion.add_task("add", _add)
+    unknown = minion.enqueue("unknown_here", [], priority=10)
+    known = minion.enqueue("add", [1, 1])
+    worker = minion.worker()
+    worker.register()
+    job = worker.dequeue(0)
+    assert job is not None
+    assert job.id == known
+    assert worker.dequeue(0) is None
+    assert _state(minion, unknown) == ("inactive", None)
+    worker.unregister()
+    assert worker.dequeue(0) is None, "an unregistered worker dequeues nothing (checklist 6)"

@@ -377,3 +377,19 @@ def test_146_a_worker_never_dequeues_a_task_it_has_not_registered(minion: Minion
     assert _state(minion, unknown) == ("inactive", None)
     worker.unregister()
     assert worker.dequeue(0) is None, "an unregistered worker dequeues nothing (checklist 6)"
+
+
+def test_117_a_single_process_worker_loop_with_dequeue_and_execute(minion: Minion) -> None:
+    minion.add_task("add", _add).add_task("fails", _just_a_test)
+    added, failing = minion.enqueue("add", [1, 2]), minion.enqueue("fails")
+    worker = minion.worker()
+    worker.register()
+    while (job := worker.dequeue(0)) is not None:
+        error = job.execute()
+        if error is None:
+            job.finish(job.result)
+        else:
+            job.fail(f"Error: {error.splitlines()[0]}")
+    worker.unregister()
+    assert _state(minion, failing) == ("failed", "Error: ValueError: Just a test")
+    assert _state(minion, added) == ("finished", {"added": 3}), "the loop's finish() was late"

@@ -7,14 +7,19 @@ that names both places instead of one silently replacing the other.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from minion_daemon.errors import MinionError
+from minion_daemon.job import Job
 from minion_daemon.options import check_text
 
 MODES: Final = ("fork", "inline")
+
+#: The decorated function keeps its own type, so callers under mypy lose nothing.
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TaskConflictError(MinionError, ValueError):
@@ -37,14 +42,18 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         check_text("task name", self.name)
-        if not callable(self.target):
-            raise TypeError(f"task {self.name!r} must be a function or a Job subclass")
+        if not callable(self.target) or (
+            isinstance(self.target, type) and not issubclass(self.target, Job)
+        ):
+            raise TypeError(
+                f"task {self.name!r} must be a function or a Job subclass, got {self.target!r}"
+            )
         if self.mode not in MODES:
             raise ValueError(f"task {self.name!r}: mode must be fork or inline, got {self.mode!r}")
         if self.timeout is not None and (
             isinstance(self.timeout, bool)
             or not isinstance(self.timeout, int | float)
-            or not self.timeout > 0
+            or not 0 < self.timeout < math.inf
         ):
             raise ValueError(
                 f"task {self.name!r}: timeout must be a positive number of seconds,"
@@ -91,19 +100,19 @@ class TaskRegistry:
         for spec in specs:
             known = batch.get(spec.name) or self._specs.get(spec.name)
             if known is not None and known != spec:
-                raise TaskConflictError(
-                    f"task {spec.name!r} is registered twice: by {known.source} and by"
-                    f" {spec.source}"
-                )
+                raise TaskConflictError(_conflict(known, spec))
             batch[spec.name] = spec
         self._specs.update(batch)
 
     def task(
         self, name: str | None = None, *, mode: str = "fork", timeout: float | None = None
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator registering a function under ``name`` (default: its own name)."""
+    ) -> Callable[[F], F]:
+        """Decorator registering a function under ``name`` (default: its own name).
 
-        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        The function is returned unchanged; its source is its module, qualified name, file and line.
+        """
+
+        def register(function: F) -> F:
             self.add(
                 name or function.__name__,
                 function,
@@ -114,6 +123,19 @@ class TaskRegistry:
             return function
 
         return register
+
+
+def _conflict(known: TaskSpec, new: TaskSpec) -> str:
+    """The message for two different registrations of one name."""
+    if known.source != new.source:
+        return f"task {new.name!r} is registered twice: by {known.source} and by {new.source}"
+    # One place registering a name twice with different settings: the sources alone would
+    # read "by X and by X", so say what differs instead.
+    return (
+        f"task {new.name!r} is registered twice by {known.source}, differently:"
+        f" {known.target!r} (mode {known.mode}, timeout {known.timeout})"
+        f" and {new.target!r} (mode {new.mode}, timeout {new.timeout})"
+    )
 
 
 def describe_source(target: Callable[..., Any] | type) -> str:

@@ -35,25 +35,33 @@ def _distribution(entry: importlib.metadata.EntryPoint) -> str:
 
 
 def list_entry_points(names: Collection[str] | None = None) -> list[EntryPointTask]:
-    """The group's entry points (only ``names`` when given), without importing anything."""
-    found: dict[str, EntryPointTask] = {}
+    """The group's entry points (only ``names`` when given), without importing anything.
+
+    Raises :class:`TaskConflictError` when two distributions provide one name, and
+    :class:`TaskLoadError` when a requested name has no entry point.
+    """
+    if isinstance(names, str):
+        # A str is a Collection[str] too: "resize" would silently mean r, e, s, i, z.
+        raise TypeError(f"names must be a collection of task names, not the string {names!r}")
+    found: dict[str, list[EntryPointTask]] = {}
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         task = EntryPointTask(entry.name, entry.value, _distribution(entry))
-        known = found.get(task.name)
-        if known is not None and known != task:
-            raise TaskConflictError(
-                f"task {task.name!r} is provided twice: by {known} and by {task}"
-            )
-        found[task.name] = task
-    if names is None:
-        return sorted(found.values(), key=lambda task: task.name)
-    missing = sorted(set(names) - set(found))
+        if task not in found.setdefault(task.name, []):
+            found[task.name].append(task)
+    wanted = sorted(found if names is None else set(names))
+    missing = [name for name in wanted if name not in found]
     if missing:
         raise TaskLoadError(
             f"no {ENTRY_POINT_GROUP} entry point named {', '.join(map(repr, missing))}"
             f" (installed: {', '.join(sorted(found)) or 'none'})"
         )
-    return [found[name] for name in sorted(set(names))]
+    # Only the tasks asked for must be unambiguous: a clash between two packages over a task
+    # this worker does not run is not its problem.
+    for name in wanted:
+        if len(found[name]) > 1:
+            first, second = found[name][:2]
+            raise TaskConflictError(f"task {name!r} is provided twice: by {first} and by {second}")
+    return [found[name][0] for name in wanted]
 
 
 def load(task: EntryPointTask) -> TaskSpec:
@@ -61,13 +69,12 @@ def load(task: EntryPointTask) -> TaskSpec:
     entry = importlib.metadata.EntryPoint(task.name, task.value, ENTRY_POINT_GROUP)
     try:
         target = entry.load()
-    except Exception as error:
-        raise TaskLoadError(
-            f"cannot load {task}: {type(error).__name__}: {error}"
-        ) from error
-    if not callable(target):
-        raise TaskLoadError(f"cannot load {task}: {target!r} is not a function or a class")
-    return TaskSpec(task.name, target, str(task))
+    except (Exception, SystemExit) as error:  # a module calling sys.exit() at import too
+        raise TaskLoadError(f"cannot load {task}: {type(error).__name__}: {error}") from error
+    try:
+        return TaskSpec(task.name, target, str(task))
+    except (TypeError, ValueError) as error:
+        raise TaskLoadError(f"cannot load {task}: {error}") from error
 
 
 def load_into(registry: TaskRegistry, names: Collection[str] | None = None) -> list[str]:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers.sql import execute
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
@@ -393,3 +394,37 @@ def test_117_a_single_process_worker_loop_with_dequeue_and_execute(minion: Minio
     worker.unregister()
     assert _state(minion, failing) == ("failed", "Error: ValueError: Just a test")
     assert _state(minion, added) == ("finished", {"added": 3}), "the loop's finish() was late"
+
+
+def test_52_8_iterators_and_91_parents_and_children_through_the_facade(minion: Minion) -> None:
+    first = minion.enqueue("add", [1, 1])
+    second = minion.enqueue("add", [2, 2])
+    child = minion.enqueue("add", [3, 3], parents=[first, second])
+    listing = minion.jobs(fetch=2, tasks=["add"])
+    assert [info["id"] for info in listing] == [child, second, first]
+    assert listing.total == 3
+    assert listing.options["before"] == first
+    job = minion.job(child)
+    assert job is not None
+    assert sorted(parent.id for parent in job.parents) == [first, second]
+    parent = minion.job(first)
+    assert parent is not None
+    assert [kid.id for kid in parent.children] == [child]
+    workers = [minion.worker() for _ in range(3)]
+    for worker in workers:
+        worker.register()
+    assert [info["id"] for info in minion.workers(fetch=2)] == sorted(
+        (worker.id for worker in workers if worker.id is not None), reverse=True
+    )
+
+
+def test_37_dispatch_emits_enqueue_and_enqueue_from_schedule(minion: Minion, dsn: str) -> None:
+    events: list[tuple[str, Any]] = []
+    minion.on("enqueue", lambda _, job_id: events.append(("enqueue", job_id)))
+    minion.on("enqueue_from_schedule", lambda _, job_id, name: events.append((name, job_id)))
+    minion.schedule("nightly", "* * * * *", "add", [1, 2])
+    execute(dsn, "UPDATE minion_schedules SET next_run = NOW() - INTERVAL '1 minute'")
+    dispatched = minion.dispatch_schedules()
+    assert [entry["name"] for entry in dispatched] == ["nightly"]
+    job_id = dispatched[0]["job"]
+    assert events == [("enqueue", job_id), ("nightly", job_id)]

@@ -21,10 +21,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from helpers.sql import execute
+from helpers.waiting import wait_until
 from helpers.worker_tasks import TASKS
 
 from minion_daemon import Minion
@@ -37,21 +38,6 @@ RUN_WORKER = TESTS / "helpers" / "run_worker.py"
 TEST_APPLICATION = "worker-run-tests"
 STARTUP_TIMEOUT = 30.0
 KILLED = "Job terminated unexpectedly (exit code: 0, signal: 9)"
-
-T = TypeVar("T")
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
 
 def holds(predicate: Callable[[], bool], seconds: float) -> bool:
     """Whether ``predicate`` stays true for ``seconds`` (checked every 50 ms)."""

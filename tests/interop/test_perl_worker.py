@@ -18,11 +18,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from helpers.postgres import Server
 from helpers.sql import execute
+from helpers.waiting import wait_until
 from psycopg.conninfo import conninfo_to_dict
 
 from minion_daemon import Minion
@@ -60,21 +61,6 @@ worker.on("wait", announce)
 worker.run()
 minion.close()
 """
-
-T = TypeVar("T")
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
 
 class WorkerProcess:
     """A worker subprocess, Python or Perl, once it printed ``ready <id>``."""

@@ -1,7 +1,7 @@
 """The YAML configuration: read once, checked once, into one frozen tree.
 
-Each section is a frozen dataclass whose fields declare the key, its type, its default and its
-check; :func:`load_config` walks the YAML against those declarations and raises
+Each section is a frozen dataclass whose fields declare the key, its default, its meaning and
+its parser; :func:`load_config` walks the YAML against those declarations and raises
 :class:`ConfigError` naming the file, the key path and what was expected. ``${VAR}`` in a string
 value reads the environment, so secrets can stay out of the file.
 """
@@ -9,11 +9,12 @@ value reads the environment, so secrets can stay out of the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import yaml
 
@@ -31,43 +32,233 @@ class ConfigError(MinionError, ValueError):
         super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")
 
 
-Check = Callable[[Any], str | None]
+class _Invalid(Exception):
+    """What a parser raises: the expectation, to be placed after the key path."""
 
 
-def _setting(default: Any, doc: str, check: Check | None = None) -> Any:
-    return dataclasses.field(default=default, metadata={"doc": doc, "check": check})
+Parse = Callable[[Any], Any]
 
 
-def _between(low: int, high: int) -> Check:
-    def check(value: Any) -> str | None:
-        return None if low <= value <= high else f"a number from {low} to {high}"
+def _setting(default: Any, doc: str, parse: Parse) -> Any:
+    if isinstance(default, dict | list):
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"doc": doc, "parse": parse}
+        )
+    return dataclasses.field(default=default, metadata={"doc": doc, "parse": parse})
 
-    return check
+
+def _describe(value: Any) -> str:
+    return repr(value) if not isinstance(value, dict | list) else type(value).__name__
+
+
+def integer(low: int, high: int) -> Parse:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _Invalid(f"an integer from {low} to {high}, got {_describe(value)}")
+        return value
+
+    return parse
+
+
+def seconds(low: float, high: float) -> Parse:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Invalid(f"a number of seconds from {low:g} to {high:g}, got {_describe(value)}")
+        if not (low <= value <= high and math.isfinite(value)):
+            raise _Invalid(f"a number of seconds from {low:g} to {high:g}, got {value!r}")
+        return float(value)
+
+    return parse
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"true or false, got {_describe(value)}")
+    return value
+
+
+def text(*choices: str) -> Parse:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise _Invalid(f"a non-empty string, got {_describe(value)}")
+        if choices and value not in choices:
+            raise _Invalid(f"one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+def optional_text(value: Any) -> str | None:
+    return None if value is None else text()(value)
+
+
+def names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _Invalid(f"a list of non-empty strings, got {_describe(value)}")
+    return tuple(value)
+
+
+def optional_names(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else names(value)
+
+
+def limits(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"a mapping of task names to counts, got {_describe(value)}")
+    return {str(task): integer(0, 10_000)(count) for task, count in value.items()}
+
+
+def listen_address(value: Any) -> str:
+    address: str = text()(value)
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _Invalid(f"host:port (for example 127.0.0.1:9464), got {value!r}")
+    return address
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """How the workers run one task."""
+
+    mode: str = "fork"
+    timeout: float | None = None
+
+
+def task_settings(value: Any) -> dict[str, TaskSettings]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"a mapping of task names to {{mode, timeout}}, got {_describe(value)}")
+    parsed = {}
+    for task, settings in value.items():
+        if not isinstance(settings, dict) or set(settings) - {"mode", "timeout"}:
+            raise _Invalid(f"{task}: a mapping with mode and/or timeout, got {settings!r}")
+        mode = text("fork", "inline")(settings.get("mode", "fork"))
+        timeout = settings.get("timeout")
+        parsed[str(task)] = TaskSettings(
+            mode, None if timeout is None else seconds(0.001, 1e7)(timeout)
+        )
+    return parsed
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PostgresConfig:
-    dsn: str | None = _setting(None, "libpq connection string or URL of the Minion database")
-    pool_min_size: int = _setting(1, "connections each worker process keeps open", _between(0, 100))
-    pool_max_size: int = _setting(4, "most connections one worker process opens", _between(1, 100))
-    connect_timeout: int = _setting(10, "seconds to wait for a connection", _between(1, 3600))
-    application_name: str = _setting("minion-daemon", "shown in pg_stat_activity")
-    max_schema_version: int = _setting(
-        25, "newest schema to migrate to: 23 beside Perl Minion 10.25, 24 beside 10.28-11.x",
-        _between(23, 25),
+    dsn: str | None = _setting(
+        None, "libpq DSN or URL; none: a private embedded cluster", optional_text
     )
-    auto_migrate: bool = _setting(True, "migrate the schema up to max_schema_version at start")
+    pool_min_size: int = _setting(1, "connections each worker process keeps open", integer(0, 100))
+    pool_max_size: int = _setting(4, "most connections one worker process opens", integer(1, 100))
+    connect_timeout: int = _setting(10, "seconds to wait for a connection", integer(1, 3600))
+    application_name: str = _setting("minion-daemon", "shown in pg_stat_activity", text())
+    max_schema_version: int = _setting(
+        25,
+        "newest schema to migrate to: 23 beside Perl Minion 10.25, 24 beside 10.28-11.x",
+        integer(23, 25),
+    )
+    auto_migrate: bool = _setting(True, "migrate up to max_schema_version at start", boolean)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MinionConfig:
+    missing_after: float = _setting(
+        1800, "repair removes workers silent this long", seconds(1, 1e9)
+    )
+    remove_after: float = _setting(172800, "repair removes finished jobs this old", seconds(0, 1e9))
+    stuck_after: float = _setting(172800, "repair fails jobs waiting this long", seconds(1, 1e9))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkersConfig:
+    processes: int = _setting(2, "worker processes the supervisor keeps running", integer(0, 1024))
+    jobs: int = _setting(4, "concurrent jobs per worker process", integer(0, 10_000))
+    spare: int = _setting(1, "extra job slots for high-priority jobs", integer(0, 10_000))
+    spare_min_priority: int = _setting(
+        1, "priority a job needs for a spare slot", integer(-(2**31), 2**31 - 1)
+    )
+    queues: tuple[str, ...] = _setting(("default",), "queues to take jobs from", names)
+    # _setting turns a dict default into a default_factory, so no instance shares it.
+    limits: dict[str, int] = _setting({}, "per-task caps on concurrent jobs per worker", limits)  # noqa: RUF009
+    dequeue_timeout: float = _setting(5, "longest wait for a job, in seconds", seconds(0, 3600))
+    heartbeat_interval: float = _setting(300, "seconds between heartbeats", seconds(1, 86400))
+    command_interval: float = _setting(10, "seconds between inbox checks", seconds(0, 86400))
+    liveness_timeout: float = _setting(
+        60, "a worker silent this long is replaced as hung", seconds(1, 86400)
+    )
+    tasks: dict[str, TaskSettings] = _setting(  # noqa: RUF009 - a default_factory, as above
+        {}, "per-task mode (fork|inline) and timeout", task_settings
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RepairConfig:
+    enabled: bool = _setting(True, "run repair in the supervisor", boolean)
+    interval: float = _setting(
+        21600, "seconds between repairs, minus up to half as jitter", seconds(1, 1e9)
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SchedulesConfig:
+    dispatch_interval: float = _setting(
+        30, "seconds between dispatches; 0 disables", seconds(0, 86400)
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TasksConfig:
+    entry_points: tuple[str, ...] | None = _setting(
+        None, "minion_daemon.tasks entry points to load; none: all installed", optional_names
+    )
+    modules: tuple[str, ...] = _setting((), "extra modules to import (they register tasks)", names)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    enabled: bool = _setting(True, "serve Prometheus metrics", boolean)
+    listen: str = _setting(
+        "127.0.0.1:9464", "address of /metrics, /healthz, /readyz", listen_address
+    )
+    cache_seconds: float = _setting(5, "how long database metrics are reused", seconds(0, 3600))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    format: str = _setting(
+        "auto", "json, console, or auto (console on a TTY)", text("auto", "json", "console")
+    )
+    level: str = _setting(
+        "info", "debug, info, warning or error", text("debug", "info", "warning", "error")
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ShutdownConfig:
+    graceful_timeout: float = _setting(
+        30, "seconds running jobs get to finish on TERM", seconds(0, 86400)
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     postgres: PostgresConfig = dataclasses.field(default_factory=PostgresConfig)
+    minion: MinionConfig = dataclasses.field(default_factory=MinionConfig)
+    workers: WorkersConfig = dataclasses.field(default_factory=WorkersConfig)
+    repair: RepairConfig = dataclasses.field(default_factory=RepairConfig)
+    schedules: SchedulesConfig = dataclasses.field(default_factory=SchedulesConfig)
+    tasks: TasksConfig = dataclasses.field(default_factory=TasksConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    shutdown: ShutdownConfig = dataclasses.field(default_factory=ShutdownConfig)
 
 
-Section = TypeVar("Section")
+SECTIONS: Final[dict[str, type]] = {
+    field.name: field.default_factory  # type: ignore[misc]
+    for field in dataclasses.fields(Config)
+}
 
 
-def _expand(value: str, source: str, key: str) -> str:
+def _expand(value: Any, source: str, key: str) -> Any:
+    if not isinstance(value, str):
+        return value
+
     def lookup(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
@@ -77,42 +268,20 @@ def _expand(value: str, source: str, key: str) -> str:
     return _VARIABLE.sub(lookup, value)
 
 
-_TYPES: Final[dict[str, tuple[type, str]]] = {
-    "int": (int, "an integer"),
-    "bool": (bool, "true or false"),
-    "str": (str, "a string"),
-}
-
-
-def _convert(field: dataclasses.Field[Any], value: Any, source: str, key: str) -> Any:
-    kind = str(field.type).replace(" | None", "")
-    if isinstance(value, str):
-        value = _expand(value, source, key)
-    expected, described = _TYPES[kind]
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(source, key, f"expected {described}, got {value!r}")
-    check: Check | None = field.metadata["check"]
-    problem = check(value) if check else None
-    if problem:
-        raise ConfigError(source, key, f"expected {problem}, got {value!r}")
-    return value
-
-
-def _section(kind: Callable[..., Section], data: Any, source: str, path: str) -> Section:
+def _section(kind: type, data: Any, source: str, path: str) -> Any:
     if not isinstance(data, Mapping):
-        raise ConfigError(source, path, f"expected a mapping, got {data!r}")
-    fields = {field.name: field for field in dataclasses.fields(kind)}  # type: ignore[arg-type]
+        raise ConfigError(source, path, f"expected a mapping, got {_describe(data)}")
+    fields = {field.name: field for field in dataclasses.fields(kind)}
     values: dict[str, Any] = {}
     for name, value in data.items():
         key = f"{path}.{name}"
         if name not in fields:
             raise ConfigError(source, key, f"unknown key; expected one of {', '.join(fields)}")
-        if value is not None:
-            values[name] = _convert(fields[name], value, source, key)
+        try:
+            values[name] = fields[name].metadata["parse"](_expand(value, source, key))
+        except _Invalid as invalid:
+            raise ConfigError(source, key, f"expected {invalid}") from None
     return kind(**values)
-
-
-_SECTIONS: Final[dict[str, Callable[..., Any]]] = {"postgres": PostgresConfig}
 
 
 def parse_config(data: Any, source: str) -> Config:
@@ -120,13 +289,13 @@ def parse_config(data: Any, source: str) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(source, "", f"expected a mapping of sections, got {data!r}")
+        raise ConfigError(source, "", f"expected a mapping of sections, got {_describe(data)}")
     sections: dict[str, Any] = {}
     for name, value in data.items():
-        if name not in _SECTIONS:
-            expected = ", ".join(_SECTIONS)
+        if name not in SECTIONS:
+            expected = ", ".join(SECTIONS)
             raise ConfigError(source, str(name), f"unknown section; expected one of {expected}")
-        sections[name] = _section(_SECTIONS[name], value, source, name)
+        sections[name] = _section(SECTIONS[name], {} if value is None else value, source, name)
     return Config(**sections)
 
 
@@ -134,11 +303,11 @@ def load_config(path: str | Path) -> Config:
     """Read and check one YAML file; every problem is a :class:`ConfigError`."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        content = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(source, "", f"cannot read the file: {error.strerror}") from error
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(content)
     except yaml.YAMLError as error:
         raise ConfigError(source, "", f"not valid YAML: {error}") from error
     return parse_config(data, source)

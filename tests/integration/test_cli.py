@@ -56,7 +56,8 @@ def test_bad_config_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     config = tmp_path / "bad.yaml"
     config.write_text("postgres:\n  max_schema_version: 99\n", encoding="utf-8")
     assert main(["migrate", "-c", str(config)]) == 2
-    assert "postgres.max_schema_version: expected a number from 23 to 25" in capsys.readouterr().err
+    expected = "postgres.max_schema_version: expected an integer from 23 to 25"
+    assert expected in capsys.readouterr().err
 
 
 def test_unreachable_database_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

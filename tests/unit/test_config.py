@@ -40,13 +40,16 @@ def test_values_and_environment_expansion(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("postgres:\n  dsn: 5\n", r"postgres\.dsn: expected a string, got 5"),
+        ("postgres:\n  dsn: 5\n", r"postgres\.dsn: expected a non-empty string, got 5"),
         (
             "postgres:\n  max_schema_version: 22\n",
-            r"postgres\.max_schema_version: expected a number from 23 to 25",
+            r"postgres\.max_schema_version: expected an integer from 23 to 25",
         ),
         ("postgres:\n  auto_migrate: 1\n", r"postgres\.auto_migrate: expected true or false"),
-        ("postgres:\n  pool_max_size: true\n", r"postgres\.pool_max_size: expected an integer"),
+        (
+            "postgres:\n  pool_max_size: true\n",
+            r"postgres\.pool_max_size: expected an integer from 1 to 100",
+        ),
         ("postgres:\n  colour: blue\n", r"postgres\.colour: unknown key; expected one of dsn"),
         ("nonsense: {}\n", r"nonsense: unknown section; expected one of postgres"),
         ("postgres: [1]\n", r"postgres: expected a mapping"),
@@ -68,3 +71,19 @@ def test_errors_name_file_key_and_expectation(tmp_path: Path, text: str, message
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_example_documents_every_key_with_its_default() -> None:
+    import dataclasses
+
+    import yaml
+
+    from minion_daemon.config import SECTIONS, Config
+
+    example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+    document = yaml.safe_load(example.read_text(encoding="utf-8"))
+    assert set(document) == set(SECTIONS)
+    for name, section in SECTIONS.items():
+        declared = {field.name for field in dataclasses.fields(section)}
+        assert set(document[name]) == declared, name
+    assert load_config(example) == Config()

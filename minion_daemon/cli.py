@@ -19,6 +19,7 @@ from minion_daemon.backend import PgBackend
 from minion_daemon.config import DSN_ENVIRONMENT_VARIABLE, Config, ConfigError, load_config
 from minion_daemon.errors import MinionError
 from minion_daemon.minion import Minion
+from minion_daemon.supervisor import Supervisor
 from minion_daemon.tasks import TaskConflictError, TaskLoadError
 from minion_daemon.tasks.discovery import load_into
 
@@ -51,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_connection_options(migrate)
     migrate.set_defaults(run=_migrate)
     _add_worker_parser(commands)
+    run = commands.add_parser(
+        "run",
+        help="run the daemon: supervised worker processes, repair and schedules",
+        description="Run the supervisor in the foreground. TERM/INT stop it gracefully (jobs get"
+        " shutdown.graceful_timeout to finish), QUIT at once, HUP reloads the config, TTIN/TTOU"
+        " add or remove a worker process.",
+    )
+    _add_connection_options(run)
+    run.set_defaults(run=_run)
     return parser
 
 
@@ -72,15 +82,28 @@ def _add_worker_parser(commands: Any) -> None:
     option("-R", "--repair-interval", type=float, metavar="SECONDS", help="default 21600")
     option("-s", "--spare", type=int, metavar="N", help="spare processes, default 1")
     option("-S", "--spare-min-priority", type=int, metavar="N", help="default 1")
-    option("-t", "--task", action="append", dest="tasks", metavar="NAME",
-           help="load only these entry points (default: all)")
+    option(
+        "-t",
+        "--task",
+        action="append",
+        dest="tasks",
+        metavar="NAME",
+        help="load only these entry points (default: all)",
+    )
     _add_connection_options(worker)
     worker.set_defaults(run=_worker)
 
 
 _STATUS_OPTIONS: Final = (
-    "command_interval", "dequeue_timeout", "dispatch_interval", "heartbeat_interval", "jobs",
-    "queues", "repair_interval", "spare", "spare_min_priority",
+    "command_interval",
+    "dequeue_timeout",
+    "dispatch_interval",
+    "heartbeat_interval",
+    "jobs",
+    "queues",
+    "repair_interval",
+    "spare",
+    "spare_min_priority",
 )
 
 
@@ -163,6 +186,15 @@ def _worker(arguments: argparse.Namespace) -> int:
     finally:
         minion.close()
     return 0
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    config = _config(arguments)
+    logging.basicConfig(
+        level=config.logging.level.upper(), format="%(asctime)s [%(process)d] %(message)s"
+    )
+    path: Path | None = arguments.config
+    return Supervisor(config, resolve_dsn(arguments, config), path).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

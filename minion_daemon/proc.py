@@ -8,6 +8,7 @@ way (``os._exit``: no atexit hooks, no finalizers touching what the parent still
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import random
 import signal
@@ -63,6 +64,13 @@ def kill(pid: int, signum: int) -> bool:
     return True
 
 
+def drain(fd: int) -> None:
+    """Read everything waiting in a non-blocking pipe (a signal or liveness pipe)."""
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 4096):
+            pass
+
+
 def reset_signals(*, ignore_user_signals: bool) -> None:
     """The signal state of a fresh child: defaults, and USR1/USR2 ignored for job processes."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP):
@@ -73,6 +81,25 @@ def reset_signals(*, ignore_user_signals: bool) -> None:
     signal.set_wakeup_fd(-1)
 
 
+#: prctl(2) option: the signal this process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this job process if its worker dies (kill -9, OOM).
+
+    An orphaned job would run on while repair retries its job elsewhere: the same job twice at
+    once. Where prctl is missing (not Linux), the orphan finishes and its stale result is
+    fenced off by ``retries`` instead.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the worker died before prctl took effect
+        os._exit(EXIT_CRASHED)
+
+
 def fork(body: Callable[[], int], *, job: bool) -> int:
     """Fork; return the child's pid in the parent. The child runs ``body`` and exits with its
     return value (:data:`EXIT_CRASHED` if it raised, after printing the traceback).
@@ -80,6 +107,7 @@ def fork(body: Callable[[], int], *, job: bool) -> int:
     Job processes get their own process group, so a signal meant for the worker's terminal
     group (Ctrl-C) leaves them to the worker, and a kill can reach their descendants.
     """
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -90,6 +118,7 @@ def fork(body: Callable[[], int], *, job: bool) -> int:
         random.seed()
         if job:
             os.setpgrp()
+            _die_with_parent(parent)
         code = body()
     except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
         traceback.print_exc()

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from minion_daemon import proc
 from minion_daemon.commands import parse_kill, parse_stop, whole_number
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
@@ -66,7 +67,9 @@ def desired_tasks(
 class Worker(EventEmitter):
     """A registered worker: dequeues jobs of its Minion's tasks and runs them.
 
-    Events: ``dequeue`` (job), ``wait`` (before each dequeue), ``busy`` (at capacity).
+    Events: ``dequeue`` (job), ``wait`` (before each dequeue), ``busy`` (at capacity), and
+    ``turn`` (every pass of the run loop, at least every second or ``dequeue_timeout``: the
+    supervisor's liveness signal).
     """
 
     def __init__(self, minion: Minion, *, status: Mapping[str, Any] | None = None) -> None:
@@ -188,6 +191,7 @@ class Worker(EventEmitter):
 
     def _work(self) -> None:
         status = self.status
+        self.emit("turn")
         self._drain_wakeups()
         if self._quit:
             self._quit = False
@@ -326,13 +330,8 @@ class Worker(EventEmitter):
         self._wakeup = self._wakeup_write = None
 
     def _drain_wakeups(self) -> None:
-        if self._wakeup is None:
-            return
-        try:
-            while os.read(self._wakeup, 512):
-                pass
-        except BlockingIOError:
-            pass
+        if self._wakeup is not None:
+            proc.drain(self._wakeup)
 
     def _sleep(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a signal (a job ending, a stop) ends it early."""

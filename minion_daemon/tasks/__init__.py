@@ -6,6 +6,7 @@ that names both places instead of one silently replacing the other.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -103,6 +104,15 @@ class TaskRegistry:
                 raise TaskConflictError(_conflict(known, spec))
             batch[spec.name] = spec
         self._specs.update(batch)
+
+    def configure(self, name: str, *, mode: str, timeout: float | None) -> bool:
+        """Change how a registered task runs (the config's per-task settings); false if the
+        task is not registered."""
+        spec = self._specs.get(name)
+        if spec is None:
+            return False
+        self._specs[name] = dataclasses.replace(spec, mode=mode, timeout=timeout)
+        return True
 
     def task(
         self, name: str | None = None, *, mode: str = "fork", timeout: float | None = None

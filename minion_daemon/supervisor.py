@@ -1,0 +1,384 @@
+"""The supervisor (``minion-daemon run``): forks worker processes and keeps them running.
+
+One loop, single-threaded and pool-free (it forks): wait on the signal pipe, the workers'
+liveness pipes and the next deadline together; then handle signals, reap, replace, murder hung
+workers and run the duties (repair, schedule dispatch). Signal handlers only record.
+
+Worker processes write a byte to their liveness pipe on every turn of their loop; the first
+byte also says "booted". One that dies before it booted counts towards the crash-loop limit,
+which stops the daemon instead of forking forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import select
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from minion_daemon import proc
+from minion_daemon.backend import PgBackend
+from minion_daemon.config import Config, ConfigError, load_config
+from minion_daemon.errors import MinionError
+from minion_daemon.minion import Minion
+from minion_daemon.tasks import TaskConflictError, TaskLoadError
+from minion_daemon.tasks.discovery import list_entry_points, load_into
+
+log = logging.getLogger("minion_daemon.supervisor")
+
+#: Exit code of a worker process that cannot boot (tasks fail to load): the daemon halts.
+EXIT_BOOT_ERROR: Final = 3
+#: Boot failures within CRASH_WINDOW seconds that stop the daemon.
+CRASH_LIMIT: Final = 5
+CRASH_WINDOW: Final = 60.0
+MAX_RESPAWN_DELAY: Final = 30.0
+#: Seconds between the QUIT of a fast stop (or after the graceful timeout) and KILL.
+KILL_AFTER: Final = 10.0
+
+
+class CrashLoopError(MinionError):
+    """Worker processes keep dying before they boot; the daemon gives up."""
+
+
+@dataclass
+class WorkerProcess:
+    pid: int
+    liveness: int
+    started: float
+    last_seen: float
+    booted: bool = False
+    generation: int = 0
+
+
+@dataclass
+class _Signals:
+    """What the handlers recorded, for the loop to act on."""
+
+    pending: deque[int] = field(default_factory=deque)
+
+
+class Supervisor:
+    """Keeps ``workers.processes`` worker processes running until told to stop."""
+
+    def __init__(self, config: Config, dsn: str, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.dsn = dsn
+        self.workers: dict[int, WorkerProcess] = {}
+        self.desired = config.workers.processes
+        self._signals = _Signals()
+        self._boot_failures: deque[float] = deque()
+        self._respawn_at = 0.0
+        self._generation = 0
+        self._stopping: bool | None = None  # None: running; True: graceful; False: fast
+        self._wakeup_read = self._wakeup_write = -1
+        self._minion: Minion | None = None
+        self._next_repair = 0.0
+        self._next_dispatch = 0.0
+
+    # Start
+
+    def run(self) -> int:
+        """Prepare, supervise until stopped; returns the exit code."""
+        list_entry_points(self.config.tasks.entry_points)  # fails here, before any fork
+        self._minion = self._open_minion()
+        log.info("schema.ready: version %d", self._minion.backend.schema_version)
+        self._install_signals()
+        log.info("supervisor.started: pid %d, %d worker processes", os.getpid(), self.desired)
+        try:
+            while not self._done():
+                self._turn()
+        except CrashLoopError as error:
+            log.error("supervisor.crash_loop: %s", error)
+            self._stop(graceful=False)
+            return 1
+        finally:
+            self._minion.close()
+        log.info("supervisor.stopped")
+        return 0
+
+    def _open_minion(self) -> Minion:
+        postgres = self.config.postgres
+        minion = Minion(
+            PgBackend(
+                self.dsn,
+                pooled=False,
+                application_name=postgres.application_name,
+                connect_timeout=postgres.connect_timeout,
+                max_schema_version=postgres.max_schema_version,
+                auto_migrate=postgres.auto_migrate,
+            )
+        )
+        minion.missing_after = self.config.minion.missing_after
+        minion.remove_after = self.config.minion.remove_after
+        minion.stuck_after = self.config.minion.stuck_after
+        return minion
+
+    def _done(self) -> bool:
+        return self._stopping is not None and not self.workers
+
+    # The loop: act on signals, reap, replace, murder, duties, wait.
+
+    def _turn(self) -> None:
+        self._handle_signals()
+        self._reap_workers()
+        if self._stopping is None:
+            self._manage_workers()
+            self._murder_workers()
+            self._run_duties()
+        self._wait()
+
+    def _wait(self) -> None:
+        now = time.monotonic()
+        timeout = min(1.0, max(self._next_repair - now, 0.05), max(self._respawn_at - now, 0.05))
+        watched = [self._wakeup_read, *(w.liveness for w in self.workers.values())]
+        readable, _, _ = select.select(watched, [], [], timeout)
+        for worker in list(self.workers.values()):
+            if worker.liveness in readable:
+                self._heard_from(worker)
+        if self._wakeup_read in readable:
+            proc.drain(self._wakeup_read)
+
+    def _heard_from(self, worker: WorkerProcess) -> None:
+        try:
+            data = os.read(worker.liveness, 4096)
+        except BlockingIOError:
+            return
+        if data:
+            worker.last_seen = time.monotonic()
+            if not worker.booted:
+                worker.booted = True
+                log.info("worker.booted: pid %d", worker.pid)
+
+    # Signals
+
+    def _install_signals(self) -> None:
+        read, write = os.pipe()
+        for end in (read, write):
+            os.set_blocking(end, False)
+        self._wakeup_read, self._wakeup_write = read, write
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
+                       signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD):
+            signal.signal(signum, self._record_signal)
+
+    def _record_signal(self, signum: int, _frame: Any) -> None:
+        self._signals.pending.append(signum)
+
+    def _handle_signals(self) -> None:
+        while self._signals.pending:
+            signum = self._signals.pending.popleft()
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self._stop(graceful=True)
+            elif signum == signal.SIGQUIT:
+                self._stop(graceful=False)
+            elif signum == signal.SIGTTIN:
+                self.desired += 1
+            elif signum == signal.SIGTTOU:
+                self.desired = max(self.desired - 1, 0)
+            elif signum == signal.SIGHUP:
+                self._reload()
+
+    def _reload(self) -> None:
+        """Re-read the config; if it is valid, replace the workers one at a time."""
+        if self.config_path is None:
+            log.info("config.reload: no config file; replacing workers with the same settings")
+        else:
+            try:
+                self.config = load_config(self.config_path)
+            except ConfigError as error:
+                log.error("config.reload_failed: %s; keeping the running configuration", error)
+                return
+            self.desired = self.config.workers.processes
+            log.info("config.reloaded: %s", self.config_path)
+        self._generation += 1
+
+    # Workers
+
+    def _manage_workers(self) -> None:
+        now = time.monotonic()
+        current = [w for w in self.workers.values() if w.generation == self._generation]
+        old = [w for w in self.workers.values() if w.generation != self._generation]
+        if old and all(w.booted for w in current) and len(current) >= self.desired:
+            proc.kill(old[0].pid, signal.SIGTERM)
+            old[0].generation = self._generation  # counted as leaving, not killed twice
+        if len(current) < self.desired and now >= self._respawn_at:
+            self._spawn_worker()
+        elif len(current) > self.desired:
+            youngest = max(current, key=lambda w: w.started)
+            proc.kill(youngest.pid, signal.SIGTERM)
+
+    def _spawn_worker(self) -> None:
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        pid = proc.fork(lambda: self._worker_main(write), job=False)
+        os.close(write)
+        now = time.monotonic()
+        self.workers[pid] = WorkerProcess(pid, read, now, now, generation=self._generation)
+        log.info("worker.spawned: pid %d", pid)
+
+    def _worker_main(self, liveness: int) -> int:
+        os.close(self._wakeup_read)
+        os.close(self._wakeup_write)
+        for worker in self.workers.values():
+            os.close(worker.liveness)
+        if self._minion is not None:
+            self._minion.backend.forget_inherited()
+        return run_worker_process(self.config, self.dsn, liveness)
+
+    def _reap_workers(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue  # a grandchild we inherited as PID 1
+            os.close(worker.liveness)
+            self._exited(worker, proc.decode(status))
+
+    def _exited(self, worker: WorkerProcess, reason: proc.ExitReason) -> None:
+        log.info("worker.exited: pid %d (%s)", worker.pid, reason)
+        if self._stopping is not None:
+            return
+        if reason.code == EXIT_BOOT_ERROR:
+            raise CrashLoopError(f"worker {worker.pid} could not load its tasks (exit code 3)")
+        if not worker.booted:
+            self._boot_failed(time.monotonic())
+
+    def _boot_failed(self, now: float) -> None:
+        self._boot_failures.append(now)
+        while self._boot_failures and self._boot_failures[0] < now - CRASH_WINDOW:
+            self._boot_failures.popleft()
+        failures = len(self._boot_failures)
+        if failures >= CRASH_LIMIT:
+            raise CrashLoopError(
+                f"{failures} worker processes died before booting within {CRASH_WINDOW:g} s"
+            )
+        self._respawn_at = now + min(2.0 ** (failures - 1), MAX_RESPAWN_DELAY)
+
+    def _murder_workers(self) -> None:
+        limit = self.config.workers.liveness_timeout
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if now - worker.last_seen > limit:
+                log.warning("worker.hung: pid %d silent for %.0f s, killing it", worker.pid,
+                            now - worker.last_seen)
+                proc.kill(worker.pid, signal.SIGKILL)
+
+    # Duties
+
+    def _run_duties(self) -> None:
+        assert self._minion is not None
+        now = time.monotonic()
+        repair = self.config.repair
+        if repair.enabled and now >= self._next_repair:
+            self._next_repair = now + repair.interval * (1 - os.urandom(1)[0] / 512)
+            self._repair()
+        dispatch = self.config.schedules.dispatch_interval
+        if dispatch and now >= self._next_dispatch and self._minion.backend.has_schedules:
+            self._next_dispatch = now + dispatch
+            self._minion.dispatch_schedules()
+
+    def _repair(self) -> None:
+        assert self._minion is not None
+        # Held until it expires, half an interval later: however many daemons a fleet runs,
+        # repair happens at most that often.
+        guard = self._minion.guard("minion-daemon:repair", int(self.config.repair.interval / 2))
+        if guard is None:
+            return
+        report = self._minion.repair()
+        log.info("repair.done: %s", report)
+
+    # Stop
+
+    def _stop(self, *, graceful: bool) -> None:
+        if self._stopping is False or (self._stopping is True and graceful):
+            return
+        self._stopping = graceful
+        log.info("supervisor.stopping: %s", "graceful" if graceful else "fast")
+        for worker in self.workers.values():
+            proc.kill(worker.pid, signal.SIGTERM if graceful else signal.SIGQUIT)
+        deadline = time.monotonic() + (self.config.shutdown.graceful_timeout if graceful else 0)
+        self._finish_stop(deadline)
+
+    def _finish_stop(self, deadline: float) -> None:
+        quit_sent = deadline <= time.monotonic()
+        kill_at = deadline + KILL_AFTER
+        while self.workers:
+            self._reap_workers()
+            now = time.monotonic()
+            if not quit_sent and (now >= deadline or self._hurried()):
+                for worker in self.workers.values():
+                    proc.kill(worker.pid, signal.SIGQUIT)
+                quit_sent = True
+            if now >= kill_at:
+                for worker in self.workers.values():
+                    proc.kill(worker.pid, signal.SIGKILL)
+            select.select([self._wakeup_read], [], [], 0.1)
+            proc.drain(self._wakeup_read)
+
+
+    def _hurried(self) -> bool:
+        """A QUIT, or a second INT/TERM, during a graceful stop makes it fast."""
+        hurry = {signal.SIGQUIT, signal.SIGINT, signal.SIGTERM}
+        hurried = any(signum in hurry for signum in self._signals.pending)
+        self._signals.pending.clear()
+        return hurried
+
+
+def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
+    """The body of a forked worker process: load tasks, run a Worker, ping the supervisor."""
+    postgres = config.postgres
+    minion = Minion(
+        PgBackend(
+            dsn,
+            min_size=postgres.pool_min_size,
+            max_size=postgres.pool_max_size,
+            application_name=postgres.application_name,
+            connect_timeout=postgres.connect_timeout,
+            max_schema_version=postgres.max_schema_version,
+            auto_migrate=False,
+        )
+    )
+    try:
+        _load_tasks(minion, config)
+    except (TaskLoadError, TaskConflictError) as error:
+        log.error("worker.tasks_failed: %s", error)
+        return EXIT_BOOT_ERROR
+    workers = config.workers
+    worker = minion.worker(
+        jobs=workers.jobs, spare=workers.spare, spare_min_priority=workers.spare_min_priority,
+        queues=list(workers.queues), limits=dict(workers.limits),
+        dequeue_timeout=workers.dequeue_timeout, heartbeat_interval=workers.heartbeat_interval,
+        command_interval=workers.command_interval, repair_interval=0, dispatch_interval=0,
+    )
+
+    os.set_blocking(liveness, False)  # a supervisor slow to read must never stall the worker
+
+    def ping(_: object) -> None:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(liveness, b".")
+
+    worker.on("turn", ping)
+    worker.run()
+    minion.close()
+    return 0
+
+
+def _load_tasks(minion: Minion, config: Config) -> None:
+    for module in config.tasks.modules:
+        importlib.import_module(module)
+    load_into(minion.tasks, config.tasks.entry_points)
+    for name, settings in config.workers.tasks.items():
+        minion.tasks.configure(name, mode=settings.mode, timeout=settings.timeout)

@@ -1,0 +1,199 @@
+"""`minion-daemon run` as a subprocess: worker processes, replacement, stops, reloads, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers.waiting import wait_until
+
+from minion_daemon import Minion
+from minion_daemon.backend import PgBackend
+
+TESTS = Path(__file__).resolve().parents[1]
+KILLED = "Job terminated unexpectedly (exit code: 0, signal: 9)"
+
+
+@pytest.fixture
+def task_path(tmp_path: Path) -> Path:
+    """A distribution whose minion_daemon.tasks entry points are the worker test tasks."""
+    info = tmp_path / "daemon_test_tasks-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: daemon-test-tasks\nVersion: 1.0\n")
+    entry_points = "\n".join(
+        f"{name} = helpers.worker_tasks:{name}" for name in ("add", "sleep", "stubborn")
+    )
+    (info / "entry_points.txt").write_text(f"[minion_daemon.tasks]\n{entry_points}\n")
+    return tmp_path
+
+
+class Daemon:
+    def __init__(self, config: Path, task_path: Path) -> None:
+        environment = dict(os.environ, PYTHONPATH=f"{task_path}:{TESTS}")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "minion_daemon", "run", "-c", str(config)],
+            env=environment,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        _, errors = self.process.communicate(timeout=timeout)
+        return self.process.returncode, errors
+
+
+@pytest.fixture
+def start(tmp_path: Path, task_path: Path, dsn: str) -> Iterator[Any]:
+    daemons: list[Daemon] = []
+
+    def start_daemon(**sections: Any) -> tuple[Daemon, Path]:
+        settings: dict[str, Any] = {
+            "postgres": {"dsn": dsn},
+            "workers": {
+                "processes": 2,
+                "dequeue_timeout": 1,
+                "command_interval": 1,
+                "heartbeat_interval": 1,
+            },
+            "repair": {"interval": 3600},
+            "shutdown": {"graceful_timeout": 5},
+        }
+        for name, values in sections.items():
+            settings.setdefault(name, {}).update(values)
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        daemon = Daemon(config, task_path)
+        daemons.append(daemon)
+        return daemon, config
+
+    yield start_daemon
+    for daemon in daemons:
+        if daemon.process.returncode is None:
+            daemon.process.kill()
+            daemon.process.communicate()
+
+
+@pytest.fixture
+def minion(dsn: str) -> Iterator[Minion]:
+    minion = Minion(PgBackend(dsn, min_size=0))
+    yield minion
+    minion.close()
+
+
+def _worker_pids(minion: Minion) -> set[int]:
+    return {worker["pid"] for worker in minion.backend.list_workers(0, 100)["workers"]}
+
+
+def _state(minion: Minion, job_id: int) -> tuple[str, Any]:
+    info = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]
+    return info["state"], info["result"]
+
+
+def test_workers_register_and_a_killed_one_is_replaced(start: Any, minion: Minion) -> None:
+    daemon, _ = start(minion={"missing_after": 3}, repair={"interval": 1})
+    pids = wait_until(lambda: len(_worker_pids(minion)) == 2 and _worker_pids(minion), 30)
+    job_id = minion.enqueue("sleep", [60], attempts=2)
+    running = wait_until(
+        lambda: minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]["worker"], 30
+    )
+    victim = next(
+        w["pid"] for w in minion.backend.list_workers(0, 10)["workers"] if w["id"] == running
+    )
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: len(_worker_pids(minion) - pids) == 1, 30, "a replacement worker")
+    info = wait_until(
+        lambda: (
+            (job := minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0])["retries"] and job
+        ),
+        30,
+        "repair to retry the job of the dead worker",
+    )
+    assert info["result"] == "Worker went away"
+    daemon.signal(signal.SIGQUIT)
+    assert daemon.finish()[0] == 0
+
+
+def test_term_lets_running_jobs_finish_and_exits_0(start: Any, minion: Minion) -> None:
+    daemon, _ = start()
+    wait_until(lambda: len(_worker_pids(minion)) == 2, 30)
+    job_id = minion.enqueue("sleep", [2])
+    wait_until(lambda: _state(minion, job_id)[0] == "active", 30)
+    daemon.signal(signal.SIGTERM)
+    code, errors = daemon.finish()
+    assert code == 0, errors
+    assert _state(minion, job_id) == ("finished", 2)
+    assert minion.stats()["active_jobs"] == 0
+    assert minion.stats()["workers"] == 0
+
+
+def test_a_job_longer_than_the_graceful_timeout_is_killed_and_recorded(
+    start: Any, minion: Minion
+) -> None:
+    daemon, _ = start(shutdown={"graceful_timeout": 1})
+    wait_until(lambda: len(_worker_pids(minion)) == 2, 30)
+    job_id = minion.enqueue("stubborn", [60])
+    wait_until(lambda: _state(minion, job_id)[0] == "active", 30)
+    stopped = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    code, errors = daemon.finish()
+    assert code == 0, errors
+    assert time.monotonic() - stopped < 1 + 10
+    assert _state(minion, job_id) == ("failed", KILLED)
+
+
+def test_hup_applies_a_new_process_count_and_keeps_a_broken_config_out(
+    start: Any, minion: Minion
+) -> None:
+    daemon, config = start()
+    wait_until(lambda: len(_worker_pids(minion)) == 2, 30)
+    settings = yaml.safe_load(config.read_text())
+    settings["workers"]["processes"] = 3
+    config.write_text(yaml.safe_dump(settings))
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: len(_worker_pids(minion)) == 3, 60, "three workers after HUP")
+    config.write_text("workers: {processes: many}\n")
+    daemon.signal(signal.SIGHUP)
+    time.sleep(2)
+    assert daemon.process.poll() is None
+    assert len(_worker_pids(minion)) == 3
+    daemon.signal(signal.SIGTTOU)
+    wait_until(lambda: len(_worker_pids(minion)) == 2, 30, "one worker fewer after TTOU")
+    daemon.signal(signal.SIGTERM)
+    code, errors = daemon.finish()
+    assert code == 0
+    assert "config.reload_failed" in errors
+    assert "workers.processes: expected an integer" in errors
+
+
+BAD_CONFIGS = [
+    ("workers: {processes: -1}\n", 2, "workers.processes: expected an integer from 0 to 1024"),
+    ("nonsense: 1\n", 2, "nonsense: unknown section"),
+    ("postgres: {dsn: 'host=127.0.0.1 port=1 connect_timeout=1'}\n", 1, "unavailable"),
+    ("tasks: {entry_points: [absent]}\n", 2, "no minion_daemon.tasks entry point"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS, ids=["range", "section", "database", "tasks"])
+def test_bad_config_stops_before_forking(
+    tmp_path: Path, task_path: Path, dsn: str, case: tuple[str, int, str]
+) -> None:
+    config, code, message = case
+    path = tmp_path / "bad.yaml"
+    path.write_text(config if "postgres" in config else f"postgres: {{dsn: '{dsn}'}}\n{config}")
+    daemon = Daemon(path, task_path)
+    exit_code, errors = daemon.finish()
+    assert exit_code == code, errors
+    assert message in errors
+    assert "Traceback" not in errors
+    assert "worker.spawned" not in errors

@@ -14,9 +14,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
+
 from minion_daemon import __version__
 from minion_daemon.backend import PgBackend
-from minion_daemon.config import DSN_ENVIRONMENT_VARIABLE, Config, ConfigError, load_config
+from minion_daemon.config import (
+    DSN_ENVIRONMENT_VARIABLE,
+    Config,
+    ConfigError,
+    describe,
+    load_config,
+)
 from minion_daemon.errors import MinionError
 from minion_daemon.minion import Minion
 from minion_daemon.supervisor import Supervisor
@@ -61,7 +69,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(run)
     run.set_defaults(run=_run)
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config file and print the effective configuration, secrets redacted",
+    )
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_check_config)
     return parser
+
+
+def _check_config(arguments: argparse.Namespace) -> int:
+    config = load_config(arguments.file)
+    print(yaml.safe_dump(describe(config), sort_keys=False), end="")
+    return 0
 
 
 def _add_worker_parser(commands: Any) -> None:

@@ -255,6 +255,36 @@ SECTIONS: Final[dict[str, type]] = {
 }
 
 
+_URL_PASSWORD: Final = re.compile(
+    r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.IGNORECASE
+)
+_KEYWORD_PASSWORD: Final = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE
+)
+
+
+def redact_dsn(text: str) -> str:
+    """``text`` with every DSN password (URL or ``password=`` form) replaced by ``***``."""
+    text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
+    return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data, passwords redacted (``check-config``)."""
+    data: dict[str, Any] = _plain(dataclasses.asdict(config))
+    if data["postgres"]["dsn"]:
+        data["postgres"]["dsn"] = redact_dsn(data["postgres"]["dsn"])
+    return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
 def _expand(value: Any, source: str, key: str) -> Any:
     if not isinstance(value, str):
         return value

@@ -87,3 +87,32 @@ def test_example_documents_every_key_with_its_default() -> None:
         declared = {field.name for field in dataclasses.fields(section)}
         assert set(document[name]) == declared, name
     assert load_config(example) == Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("postgresql://app:s3cret@db:5432/minion", "postgresql://app:***@db:5432/minion"),
+        ("host=db password=s3cret user=app", "host=db password=*** user=app"),
+        ("password='with space' host=db", "password=*** host=db"),
+        ("postgres://app@db/minion", "postgres://app@db/minion"),
+        ("failed: postgresql://bob:hunter2@10.0.0.1/x", "failed: postgresql://bob:***@10.0.0.1/x"),
+    ],
+)
+def test_dsn_passwords_are_redacted(text: str, redacted: str) -> None:
+    from minion_daemon.config import redact_dsn
+
+    assert redact_dsn(text) == redacted
+
+
+def test_check_config_prints_the_effective_config_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from minion_daemon.cli import main
+
+    path = _write(tmp_path, "postgres: {dsn: 'postgresql://app:s3cret@db/minion'}\n")
+    assert main(["check-config", str(path)]) == 0
+    output = capsys.readouterr().out
+    assert "s3cret" not in output
+    assert "dsn: postgresql://app:***@db/minion" in output
+    assert "graceful_timeout: 30" in output

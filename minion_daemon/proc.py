@@ -85,8 +85,8 @@ def reset_signals(*, ignore_user_signals: bool) -> None:
 _PR_SET_PDEATHSIG: Final = 1
 
 
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel kill this job process if its worker dies (kill -9, OOM).
+def _die_with_parent(parent: int, signum: int) -> None:
+    """Have the kernel send ``signum`` to this process when its parent dies (kill -9, OOM).
 
     An orphaned job would run on while repair retries its job elsewhere: the same job twice at
     once. Where prctl is missing (not Linux), the orphan finishes and its stale result is
@@ -95,7 +95,7 @@ def _die_with_parent(parent: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
     if os.getppid() != parent:  # the worker died before prctl took effect
         os._exit(EXIT_CRASHED)
 
@@ -118,7 +118,8 @@ def fork(body: Callable[[], int], *, job: bool) -> int:
         random.seed()
         if job:
             os.setpgrp()
-            _die_with_parent(parent)
+        # A job dies at once with its worker; a worker stops gracefully without its supervisor.
+        _die_with_parent(parent, signal.SIGKILL if job else signal.SIGTERM)
         code = body()
     except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
         traceback.print_exc()

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from minion_daemon import proc
+from minion_daemon import proc, systemd
 from minion_daemon.backend import PgBackend
 from minion_daemon.config import Config, ConfigError, load_config
 from minion_daemon.errors import MinionError
 from minion_daemon.minion import Minion
 from minion_daemon.tasks import TaskConflictError, TaskLoadError
 from minion_daemon.tasks.discovery import list_entry_points, load_into
+from minion_daemon.timers import Deadline, Periodic, earliest
 
 log = logging.getLogger("minion_daemon.supervisor")
 
@@ -80,8 +81,13 @@ class Supervisor:
         self._stopping: bool | None = None  # None: running; True: graceful; False: fast
         self._wakeup_read = self._wakeup_write = -1
         self._minion: Minion | None = None
-        self._next_repair = 0.0
-        self._next_dispatch = 0.0
+        self._repair_timer = Periodic(
+            config.repair.interval if config.repair.enabled else 0, jitter=0.5
+        )
+        self._dispatch_timer = Periodic(config.schedules.dispatch_interval)
+        watchdog = systemd.watchdog_interval()
+        self._watchdog_timer = Periodic(watchdog) if watchdog else None
+        self._ready_sent = False
 
     # Start
 
@@ -137,7 +143,9 @@ class Supervisor:
 
     def _wait(self) -> None:
         now = time.monotonic()
-        timeout = min(1.0, max(self._next_repair - now, 0.05), max(self._respawn_at - now, 0.05))
+        respawn = Deadline(self._respawn_at) if self._respawn_at > now else None
+        timers = (self._repair_timer, self._dispatch_timer, self._watchdog_timer, respawn)
+        timeout = min(1.0, max(earliest(now, *timers), 0.01))
         watched = [self._wakeup_read, *(w.liveness for w in self.workers.values())]
         readable, _, _ = select.select(watched, [], [], timeout)
         for worker in list(self.workers.values()):
@@ -165,8 +173,15 @@ class Supervisor:
             os.set_blocking(end, False)
         self._wakeup_read, self._wakeup_write = read, write
         signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
-                       signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD):
+        for signum in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGQUIT,
+            signal.SIGHUP,
+            signal.SIGTTIN,
+            signal.SIGTTOU,
+            signal.SIGCHLD,
+        ):
             signal.signal(signum, self._record_signal)
 
     def _record_signal(self, signum: int, _frame: Any) -> None:
@@ -272,8 +287,11 @@ class Supervisor:
         now = time.monotonic()
         for worker in self.workers.values():
             if now - worker.last_seen > limit:
-                log.warning("worker.hung: pid %d silent for %.0f s, killing it", worker.pid,
-                            now - worker.last_seen)
+                log.warning(
+                    "worker.hung: pid %d silent for %.0f s, killing it",
+                    worker.pid,
+                    now - worker.last_seen,
+                )
                 proc.kill(worker.pid, signal.SIGKILL)
 
     # Duties
@@ -281,14 +299,19 @@ class Supervisor:
     def _run_duties(self) -> None:
         assert self._minion is not None
         now = time.monotonic()
-        repair = self.config.repair
-        if repair.enabled and now >= self._next_repair:
-            self._next_repair = now + repair.interval * (1 - os.urandom(1)[0] / 512)
+        if self._repair_timer.due(now):
             self._repair()
-        dispatch = self.config.schedules.dispatch_interval
-        if dispatch and now >= self._next_dispatch and self._minion.backend.has_schedules:
-            self._next_dispatch = now + dispatch
+        if self._dispatch_timer.due(now) and self._minion.backend.has_schedules:
             self._minion.dispatch_schedules()
+        self._tell_systemd(now)
+
+    def _tell_systemd(self, now: float) -> None:
+        booted = sum(worker.booted for worker in self.workers.values())
+        if not self._ready_sent and (booted or self.desired == 0):
+            self._ready_sent = systemd.ready(f"{booted} of {self.desired} worker processes")
+        if self._ready_sent and self._watchdog_timer is not None and self._watchdog_timer.due(now):
+            systemd.watchdog()
+            systemd.status(f"{booted} of {self.desired} worker processes")
 
     def _repair(self) -> None:
         assert self._minion is not None
@@ -306,6 +329,7 @@ class Supervisor:
         if self._stopping is False or (self._stopping is True and graceful):
             return
         self._stopping = graceful
+        systemd.stopping()
         log.info("supervisor.stopping: %s", "graceful" if graceful else "fast")
         for worker in self.workers.values():
             proc.kill(worker.pid, signal.SIGTERM if graceful else signal.SIGQUIT)
@@ -327,7 +351,6 @@ class Supervisor:
                     proc.kill(worker.pid, signal.SIGKILL)
             select.select([self._wakeup_read], [], [], 0.1)
             proc.drain(self._wakeup_read)
-
 
     def _hurried(self) -> bool:
         """A QUIT, or a second INT/TERM, during a graceful stop makes it fast."""
@@ -358,10 +381,16 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
         return EXIT_BOOT_ERROR
     workers = config.workers
     worker = minion.worker(
-        jobs=workers.jobs, spare=workers.spare, spare_min_priority=workers.spare_min_priority,
-        queues=list(workers.queues), limits=dict(workers.limits),
-        dequeue_timeout=workers.dequeue_timeout, heartbeat_interval=workers.heartbeat_interval,
-        command_interval=workers.command_interval, repair_interval=0, dispatch_interval=0,
+        jobs=workers.jobs,
+        spare=workers.spare,
+        spare_min_priority=workers.spare_min_priority,
+        queues=list(workers.queues),
+        limits=dict(workers.limits),
+        dequeue_timeout=workers.dequeue_timeout,
+        heartbeat_interval=workers.heartbeat_interval,
+        command_interval=workers.command_interval,
+        repair_interval=0,
+        dispatch_interval=0,
     )
 
     os.set_blocking(liveness, False)  # a supervisor slow to read must never stall the worker

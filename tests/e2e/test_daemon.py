@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,8 +37,8 @@ def task_path(tmp_path: Path) -> Path:
 
 
 class Daemon:
-    def __init__(self, config: Path, task_path: Path) -> None:
-        environment = dict(os.environ, PYTHONPATH=f"{task_path}:{TESTS}")
+    def __init__(self, config: Path, task_path: Path, **environ: str) -> None:
+        environment = dict(os.environ, PYTHONPATH=f"{task_path}:{TESTS}", **environ)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "minion_daemon", "run", "-c", str(config)],
             env=environment,
@@ -57,7 +58,7 @@ class Daemon:
 def start(tmp_path: Path, task_path: Path, dsn: str) -> Iterator[Any]:
     daemons: list[Daemon] = []
 
-    def start_daemon(**sections: Any) -> tuple[Daemon, Path]:
+    def start_daemon(environ: dict[str, str] | None = None, **sections: Any) -> tuple[Daemon, Path]:
         settings: dict[str, Any] = {
             "postgres": {"dsn": dsn},
             "workers": {
@@ -73,7 +74,7 @@ def start(tmp_path: Path, task_path: Path, dsn: str) -> Iterator[Any]:
             settings.setdefault(name, {}).update(values)
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-        daemon = Daemon(config, task_path)
+        daemon = Daemon(config, task_path, **(environ or {}))
         daemons.append(daemon)
         return daemon, config
 
@@ -197,3 +198,26 @@ def test_bad_config_stops_before_forking(
     assert message in errors
     assert "Traceback" not in errors
     assert "worker.spawned" not in errors
+
+
+def test_systemd_hears_ready_status_watchdog_and_stopping(
+    start: Any, minion: Minion, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(path)
+        listener.settimeout(30)
+        environ = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}
+        daemon, _ = start(environ=environ)
+        heard: list[str] = []
+        while not any(m.startswith("WATCHDOG=1") for m in heard) or not any(
+            "STATUS=" in m for m in heard
+        ):
+            heard.append(listener.recv(4096).decode())
+        assert heard[0].startswith("READY=1\nSTATUS="), heard
+        wait_until(lambda: len(_worker_pids(minion)) == 2, 30)
+        daemon.signal(signal.SIGTERM)
+        while not heard[-1].startswith("STOPPING=1"):
+            heard.append(listener.recv(4096).decode())
+        assert daemon.finish()[0] == 0
+    assert not any("NOTIFY_SOCKET" in m for m in heard)

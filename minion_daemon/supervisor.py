@@ -56,6 +56,7 @@ class WorkerProcess:
     last_seen: float
     booted: bool = False
     generation: int = 0
+    leaving: bool = False
 
 
 @dataclass
@@ -219,16 +220,22 @@ class Supervisor:
 
     def _manage_workers(self) -> None:
         now = time.monotonic()
-        current = [w for w in self.workers.values() if w.generation == self._generation]
-        old = [w for w in self.workers.values() if w.generation != self._generation]
-        if old and all(w.booted for w in current) and len(current) >= self.desired:
-            proc.kill(old[0].pid, signal.SIGTERM)
-            old[0].generation = self._generation  # counted as leaving, not killed twice
+        staying = [w for w in self.workers.values() if not w.leaving]
+        current = [w for w in staying if w.generation == self._generation]
+        old = [w for w in staying if w.generation != self._generation]
+        # After a reload, an old worker leaves only once the new ones are up: one at a time,
+        # each finishing its running jobs.
+        if old and len(current) >= self.desired and all(w.booted for w in current):
+            self._retire(old[0])
         if len(current) < self.desired and now >= self._respawn_at:
             self._spawn_worker()
         elif len(current) > self.desired:
-            youngest = max(current, key=lambda w: w.started)
-            proc.kill(youngest.pid, signal.SIGTERM)
+            self._retire(max(current, key=lambda w: w.started))
+
+    def _retire(self, worker: WorkerProcess) -> None:
+        """Ask a worker to stop after its running jobs (TERM)."""
+        worker.leaving = True
+        proc.kill(worker.pid, signal.SIGTERM)
 
     def _spawn_worker(self) -> None:
         read, write = os.pipe()

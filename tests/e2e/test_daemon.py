@@ -157,12 +157,16 @@ def test_hup_applies_a_new_process_count_and_keeps_a_broken_config_out(
     start: Any, minion: Minion
 ) -> None:
     daemon, config = start()
-    wait_until(lambda: len(_worker_pids(minion)) == 2, 30)
+    first = wait_until(lambda: len(_worker_pids(minion)) == 2 and _worker_pids(minion), 30)
     settings = yaml.safe_load(config.read_text())
     settings["workers"]["processes"] = 3
     config.write_text(yaml.safe_dump(settings))
     daemon.signal(signal.SIGHUP)
-    wait_until(lambda: len(_worker_pids(minion)) == 3, 60, "three workers after HUP")
+    wait_until(
+        lambda: len(pids := _worker_pids(minion)) == 3 and not pids & first,
+        60,
+        "three new workers replacing the old ones after HUP",
+    )
     config.write_text("workers: {processes: many}\n")
     daemon.signal(signal.SIGHUP)
     time.sleep(2)

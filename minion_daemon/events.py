@@ -23,9 +23,6 @@ class EventEmitter:
         if listener in self._listeners.get(event, []):
             self._listeners[event].remove(listener)
 
-    def has_subscribers(self, event: str) -> bool:
-        return bool(self._listeners.get(event))
-
     def emit(self, event: str, *args: Any) -> None:
         """Call every listener of ``event``; an exception in one propagates to the emitter."""
         for listener in list(self._listeners.get(event, [])):

@@ -19,7 +19,7 @@ import select
 import signal
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -59,13 +59,6 @@ class WorkerProcess:
     leaving: bool = False
 
 
-@dataclass
-class _Signals:
-    """What the handlers recorded, for the loop to act on."""
-
-    pending: deque[int] = field(default_factory=deque)
-
-
 class Supervisor:
     """Keeps ``workers.processes`` worker processes running until told to stop."""
 
@@ -75,7 +68,8 @@ class Supervisor:
         self.dsn = dsn
         self.workers: dict[int, WorkerProcess] = {}
         self.desired = config.workers.processes
-        self._signals = _Signals()
+        #: Signals the handlers recorded, for the loop to act on.
+        self._pending: deque[int] = deque()
         self._boot_failures: deque[float] = deque()
         self._respawn_at = 0.0
         self._generation = 0
@@ -186,11 +180,11 @@ class Supervisor:
             signal.signal(signum, self._record_signal)
 
     def _record_signal(self, signum: int, _frame: Any) -> None:
-        self._signals.pending.append(signum)
+        self._pending.append(signum)
 
     def _handle_signals(self) -> None:
-        while self._signals.pending:
-            signum = self._signals.pending.popleft()
+        while self._pending:
+            signum = self._pending.popleft()
             if signum in (signal.SIGTERM, signal.SIGINT):
                 self._stop(graceful=True)
             elif signum == signal.SIGQUIT:
@@ -362,8 +356,8 @@ class Supervisor:
     def _hurried(self) -> bool:
         """A QUIT, or a second INT/TERM, during a graceful stop makes it fast."""
         hurry = {signal.SIGQUIT, signal.SIGINT, signal.SIGTERM}
-        hurried = any(signum in hurry for signum in self._signals.pending)
-        self._signals.pending.clear()
+        hurried = any(signum in hurry for signum in self._pending)
+        self._pending.clear()
         return hurried
 
 

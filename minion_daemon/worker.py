@@ -153,7 +153,8 @@ class Worker(EventEmitter):
         """Claim a job of a registered task; ``None`` when unregistered or nothing came."""
         if self.id is None:
             return None
-        options.setdefault("tasks", sorted(self.minion.tasks.names()))
+        if "tasks" not in options:
+            options["tasks"] = sorted(self.minion.tasks.names())
         claimed = self.minion.backend.dequeue(self.id, wait, options, wakeup=self._wakeup)
         if claimed is None:
             return None

@@ -137,7 +137,6 @@ def _migrate_locked(conn: Connection, target: int, migrations: Migrations) -> in
 class SchemaState:
     """Where :func:`ensure_schema` left the database."""
 
-    before: int
     version: int
     newer_than_known: bool
 
@@ -155,8 +154,7 @@ def ensure_schema(conn: Connection, max_version: int, *, auto_migrate: bool = Tr
             f"max_schema_version must be between {MIN_SCHEMA_VERSION} and {migrations.latest},"
             f" got {max_version}"
         )
-    before = active_version(conn)
-    if before < max_version and auto_migrate:
+    if active_version(conn) < max_version and auto_migrate:
         migrate(conn, max_version, migrations)
     version = active_version(conn)
     if version < MIN_SCHEMA_VERSION or not schema_ready(conn):
@@ -164,4 +162,4 @@ def ensure_schema(conn: Connection, max_version: int, *, auto_migrate: bool = Tr
             f"the Minion schema is at version {version}, but minion-daemon needs version"
             f" {MIN_SCHEMA_VERSION} or later: run `minion-daemon migrate`"
         )
-    return SchemaState(before, version, version > migrations.latest)
+    return SchemaState(version, version > migrations.latest)

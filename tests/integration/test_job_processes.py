@@ -428,3 +428,31 @@ def test_37_dispatch_emits_enqueue_and_enqueue_from_schedule(minion: Minion, dsn
     assert [entry["name"] for entry in dispatched] == ["nightly"]
     job_id = dispatched[0]["job"]
     assert events == [("enqueue", job_id), ("nightly", job_id)]
+
+
+def test_108_custom_commands_unknown_ones_and_failing_ones(
+    minion: Minion, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard: list[Any] = []
+    worker = minion.worker()
+    worker.register()
+
+    def hello(target: Any, *args: Any) -> None:
+        heard.append((target is worker, args))
+        target.status["greeted"] = True
+
+    def broken(target: Any, *args: Any) -> None:
+        raise RuntimeError("bad command")
+
+    worker.add_command("hello", hello)
+    worker.add_command("broken", broken)
+    minion.broadcast("broken", [1])
+    minion.broadcast("nobody_knows", [2])
+    minion.broadcast("hello", [3, {"nested": [4]}])
+    worker.process_commands()
+    assert heard == [(True, (3, {"nested": [4]}))]
+    assert "worker.command_failed" in caplog.text
+    info = worker.info
+    assert info is not None
+    assert info["status"]["greeted"] is True, "a command that ran registers the status at once"
+    worker.unregister()

@@ -7,8 +7,6 @@ Exit codes: 0 success, 1 a runtime error (the database said no or could not be r
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any, Final
 
 import yaml
 
-from minion_daemon import __version__
+from minion_daemon import __version__, logs
 from minion_daemon.backend import PgBackend
 from minion_daemon.config import (
     DSN_ENVIRONMENT_VARIABLE,
@@ -25,6 +23,7 @@ from minion_daemon.config import (
     describe,
     load_config,
 )
+from minion_daemon.embedded_pg import EmbeddedPostgres, default_state_dir
 from minion_daemon.errors import MinionError
 from minion_daemon.minion import Minion
 from minion_daemon.supervisor import Supervisor
@@ -68,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         " add or remove a worker process.",
     )
     _add_connection_options(run)
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the private PostgreSQL cluster lives when no database is given"
+        f" (default: {default_state_dir()})",
+    )
     run.set_defaults(run=_run)
     check = commands.add_parser(
         "check-config",
@@ -150,12 +155,13 @@ def _config(arguments: argparse.Namespace) -> Config:
     path: Path | None = arguments.config
     if path is None and DEFAULT_CONFIG.exists():
         path = DEFAULT_CONFIG
-    return load_config(path) if path is not None else Config()
+    return load_config(path)
 
 
 def resolve_dsn(arguments: argparse.Namespace, config: Config) -> str:
-    """``--dsn``, else ``$MINION_DAEMON_DSN``, else ``postgres.dsn`` of the config file."""
-    dsn = arguments.dsn or os.environ.get(DSN_ENVIRONMENT_VARIABLE) or config.postgres.dsn
+    """``--dsn``, else ``$MINION_DAEMON_DSN``, else ``postgres.dsn`` of the config file (the
+    config loader applies the variable)."""
+    dsn = arguments.dsn or config.postgres.dsn
     if not dsn:
         raise UsageError(
             f"no database given: pass --dsn, set {DSN_ENVIRONMENT_VARIABLE},"
@@ -187,7 +193,7 @@ def _worker(arguments: argparse.Namespace) -> int:
         if getattr(arguments, key) is not None
     }
     status["limits"] = _limits(arguments.limit)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(message)s")
+    logs.configure(config.logging.format, config.logging.level)
     minion = Minion(
         PgBackend(
             resolve_dsn(arguments, config),
@@ -199,10 +205,7 @@ def _worker(arguments: argparse.Namespace) -> int:
     )
     try:
         load_into(minion.tasks, arguments.tasks)
-        worker = minion.worker(**status)
-        logging.getLogger("minion_daemon.worker").info("Worker %d started", os.getpid())
-        worker.run()
-        logging.getLogger("minion_daemon.worker").info("Worker %d stopped", os.getpid())
+        minion.worker(**status).run()
     finally:
         minion.close()
     return 0
@@ -210,11 +213,14 @@ def _worker(arguments: argparse.Namespace) -> int:
 
 def _run(arguments: argparse.Namespace) -> int:
     config = _config(arguments)
-    logging.basicConfig(
-        level=config.logging.level.upper(), format="%(asctime)s [%(process)d] %(message)s"
-    )
+    logs.configure(config.logging.format, config.logging.level)
     path: Path | None = arguments.config
-    return Supervisor(config, resolve_dsn(arguments, config), path).run()
+    dsn = arguments.dsn or config.postgres.dsn
+    if dsn:
+        return Supervisor(config, dsn, path).run()
+    # No database anywhere: a newcomer's first run gets a private cluster, reused next time.
+    with EmbeddedPostgres(arguments.state_dir or default_state_dir()) as database:
+        return Supervisor(config, database.dsn, path).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

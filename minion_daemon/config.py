@@ -329,8 +329,22 @@ def parse_config(data: Any, source: str) -> Config:
     return Config(**sections)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and check one YAML file; every problem is a :class:`ConfigError`."""
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and check one YAML file (``None``: the defaults), then apply the environment.
+
+    ``MINION_DAEMON_DSN`` beats ``postgres.dsn``: a container or a unit's EnvironmentFile
+    supplies the secret, and the same file serves every environment.
+    """
+    config = Config() if path is None else _read(path)
+    environ = os.environ if environ is None else environ
+    if dsn := environ.get(DSN_ENVIRONMENT_VARIABLE):
+        config = dataclasses.replace(
+            config, postgres=dataclasses.replace(config.postgres, dsn=dsn)
+        )
+    return config
+
+
+def _read(path: str | Path) -> Config:
     source = str(path)
     try:
         content = Path(path).read_text(encoding="utf-8")

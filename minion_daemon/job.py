@@ -21,10 +21,16 @@ finished the job itself); one that raises fails the job with the message and tra
 process that exits non-zero or dies by a signal fails it with ``Job terminated unexpectedly
 (exit code: N, signal: M)``. Every change is fenced by ``retries``, so a stale handle changes
 nothing.
+
+A job process tells its worker what it recorded through a pipe (:attr:`Job.outcome`), so the
+worker can log and count outcomes, and skips Perl's extra ``finish`` after every clean exit:
+one statement fewer per job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
 import traceback
@@ -41,6 +47,8 @@ if TYPE_CHECKING:
 
 #: How long a job process keeps trying to record its outcome while the database is away.
 RECORD_PATIENCE: Final = 120.0
+#: Longest failure summary a job process sends its worker (the job's result holds it all).
+SUMMARY_BYTES: Final = 1000
 
 
 def describe_error(error: BaseException) -> str:
@@ -53,7 +61,14 @@ class Job(EventEmitter):
     """A dequeued job. Subclass it and override :meth:`run` for a task that needs hooks."""
 
     def __init__(
-        self, minion: Minion, job_id: int, args: list[Any], retries: int, task: str
+        self,
+        minion: Minion,
+        job_id: int,
+        args: list[Any],
+        retries: int,
+        task: str,
+        *,
+        queue: str | None = None,
     ) -> None:
         super().__init__()
         self.minion = minion
@@ -61,6 +76,10 @@ class Job(EventEmitter):
         self.args = args
         self.retries = retries
         self.task = task
+        #: The queue it was dequeued from, when known (for logs and metrics).
+        self.queue = queue
+        #: Seconds it waited between becoming runnable and being dequeued, when known.
+        self.latency: float | None = None
         #: The job process while one runs (fork mode), and when it started (monotonic).
         self.pid: int | None = None
         self.started_at: float | None = None
@@ -70,7 +89,13 @@ class Job(EventEmitter):
         self.timed_out_after: float | None = None
         #: How the job process ended, once it was reaped.
         self.exit_reason: proc.ExitReason | None = None
-        self._recorded = False
+        #: When the worker sends KILL (monotonic), after a TERM for a timeout or a fast stop.
+        self.kill_at: float | None = None
+        #: What this handle (or its job process) recorded: "finished" or "failed".
+        self.outcome: str | None = None
+        #: The first line of the recorded failure, for logs.
+        self.failure: str | None = None
+        self._outcome_pipe: int | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.task!r} retries={self.retries}>"
@@ -103,7 +128,7 @@ class Job(EventEmitter):
         """Record success with ``result``; false if this handle no longer holds the job."""
         if not self.minion.backend.finish_job(self.id, self.retries, result):
             return False
-        self._recorded = True
+        self.outcome = "finished"
         self.emit("finished", result)
         return True
 
@@ -111,7 +136,8 @@ class Job(EventEmitter):
         """Record failure (retried after backoff while attempts remain)."""
         if not self.minion.backend.fail_job(self.id, self.retries, error):
             return False
-        self._recorded = True
+        self.outcome = "failed"
+        self.failure = (str(error).strip().splitlines() or [""])[0]
         self.emit("failed", error)
         return True
 
@@ -148,18 +174,25 @@ class Job(EventEmitter):
         """Store what :meth:`execute` produced, unless the task already did."""
         if error is not None:
             self.fail(error)
-        elif self.result is not None and not self._recorded:
+        elif self.result is not None and self.outcome is None:
             self.finish(self.result)
 
     def start(self) -> Job:
         """Fork the job process; the parent writes the ``minion_pid`` note (Minion 12)."""
-        self.pid = proc.fork(self._in_child, job=True)
+        read, write = os.pipe()
+        try:
+            self.pid = proc.fork(lambda: self._in_child(read, write), job=True)
+        finally:
+            os.close(write)
+        os.set_blocking(read, False)
+        self._outcome_pipe = read
         self.started_at = time.monotonic()
         self.note(minion_pid=self.pid)
         self.emit("spawn", self.pid)
         return self
 
-    def _in_child(self) -> int:
+    def _in_child(self, read: int, write: int) -> int:
+        os.close(read)
         self.minion.backend.forget_inherited()
         try:
             error = self.execute()
@@ -167,8 +200,28 @@ class Job(EventEmitter):
             # A task that calls sys.exit(n) means exit code n, as exit(n) does in Perl.
             return leaving.code if isinstance(leaving.code, int) else proc.EXIT_CRASHED
         self._record_patiently(error)
+        if self.outcome is not None:
+            report = f"{self.outcome}\n{self.failure or ''}".encode(errors="replace")
+            with contextlib.suppress(OSError):  # a worker gone cannot listen anyway
+                os.write(write, report[:SUMMARY_BYTES])
         self.emit("cleanup")
         return 0
+
+    def _read_outcome(self) -> None:
+        """Take what the ended job process recorded; nothing if it died before recording."""
+        if self._outcome_pipe is None:
+            return
+        try:
+            report = os.read(self._outcome_pipe, SUMMARY_BYTES)
+        except BlockingIOError:
+            report = b""
+        finally:
+            os.close(self._outcome_pipe)
+            self._outcome_pipe = None
+        outcome, _, failure = report.decode(errors="replace").partition("\n")
+        if outcome in ("finished", "failed"):
+            self.outcome = outcome
+            self.failure = failure or None
 
     def _record_patiently(self, error: str | None) -> None:
         """Record the outcome, waiting out a database outage of up to :data:`RECORD_PATIENCE`.
@@ -212,6 +265,7 @@ class Job(EventEmitter):
         if reason is None:
             return False
         self.exit_reason = reason
+        self._read_outcome()
         self.emit("reap", self.pid)
         return True
 
@@ -223,7 +277,7 @@ class Job(EventEmitter):
             self.fail(f"Job timed out after {self.timed_out_after:g} seconds")
         elif not reason.clean:
             self.fail(f"Job terminated unexpectedly ({reason})")
-        else:
+        elif self.outcome is None:
             self.finish()
 
     def kill(self, signum: int | str) -> bool:

@@ -143,7 +143,9 @@ class Minion(EventEmitter):
 
     def _handle(self, info: JobInfo) -> Job:
         job_class = self.class_for_task(info["task"])
-        return job_class(self, info["id"], info["args"], info["retries"], info["task"])
+        return job_class(
+            self, info["id"], info["args"], info["retries"], info["task"], queue=info["queue"]
+        )
 
     def jobs(self, *, fetch: int = 10, **filters: Any) -> Listing[JobInfo]:
         """Every job matching the filters (ids, notes, queues, states, tasks), newest first."""

@@ -21,6 +21,9 @@ class DequeuedJob(TypedDict):
     args: list[Any]
     retries: int
     task: str
+    queue: str
+    #: Seconds from when it became runnable (``delayed``) to this claim.
+    latency: float
 
 
 class JobInfo(TypedDict):

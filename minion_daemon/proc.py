@@ -35,6 +35,16 @@ class ExitReason:
     def clean(self) -> bool:
         return self.code == 0 and self.signal == 0
 
+    @property
+    def signal_name(self) -> str | None:
+        """``"SIGKILL"`` and the like, for logs; ``None`` when no signal ended it."""
+        if not self.signal:
+            return None
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return str(self.signal)
+
     def __str__(self) -> str:
         return f"exit code: {self.code}, signal: {self.signal}"
 
@@ -108,12 +118,18 @@ def fork(body: Callable[[], int], *, job: bool) -> int:
     group (Ctrl-C) leaves them to the worker, and a kill can reach their descendants.
     """
     parent = os.getpid()
+    # Held back across the fork until the child ignores them: a USR1 sent to a job that has
+    # just started must not kill it by the default action.
+    user_signals = {signal.SIGUSR1, signal.SIGUSR2} if job else set()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, user_signals)
     pid = os.fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return pid
     code = EXIT_CRASHED
     try:
         reset_signals(ignore_user_signals=job)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.environ.pop("NOTIFY_SOCKET", None)
         random.seed()
         if job:

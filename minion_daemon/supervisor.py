@@ -12,8 +12,8 @@ which stops the daemon instead of forking forever.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
-import logging
 import os
 import select
 import signal
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from minion_daemon import proc, systemd
+from minion_daemon import logs, proc, systemd
 from minion_daemon.backend import PgBackend
 from minion_daemon.config import Config, ConfigError, load_config
 from minion_daemon.errors import MinionError
@@ -32,7 +32,7 @@ from minion_daemon.tasks import TaskConflictError, TaskLoadError
 from minion_daemon.tasks.discovery import list_entry_points, load_into
 from minion_daemon.timers import Deadline, Periodic, earliest
 
-log = logging.getLogger("minion_daemon.supervisor")
+log = logs.get_logger("minion_daemon.supervisor")
 
 #: Exit code of a worker process that cannot boot (tasks fail to load): the daemon halts.
 EXIT_BOOT_ERROR: Final = 3
@@ -42,6 +42,8 @@ CRASH_WINDOW: Final = 60.0
 MAX_RESPAWN_DELAY: Final = 30.0
 #: Seconds between the QUIT of a fast stop (or after the graceful timeout) and KILL.
 KILL_AFTER: Final = 10.0
+#: Seconds a job process gets between TERM and KILL when its worker is told to QUIT.
+JOB_KILL_GRACE: Final = 2.0
 
 
 class CrashLoopError(MinionError):
@@ -90,14 +92,17 @@ class Supervisor:
         """Prepare, supervise until stopped; returns the exit code."""
         list_entry_points(self.config.tasks.entry_points)  # fails here, before any fork
         self._minion = self._open_minion()
-        log.info("schema.ready: version %d", self._minion.backend.schema_version)
         self._install_signals()
-        log.info("supervisor.started: pid %d, %d worker processes", os.getpid(), self.desired)
+        log.info(
+            "supervisor.started",
+            processes=self.desired,
+            schema_version=self._minion.backend.schema_version,
+        )
         try:
             while not self._done():
                 self._turn()
         except CrashLoopError as error:
-            log.error("supervisor.crash_loop: %s", error)
+            log.error("supervisor.crash_loop", error=str(error))
             self._stop(graceful=False)
             return 1
         finally:
@@ -158,7 +163,7 @@ class Supervisor:
             worker.last_seen = time.monotonic()
             if not worker.booted:
                 worker.booted = True
-                log.info("worker.booted: pid %d", worker.pid)
+                log.info("worker.booted", worker_pid=worker.pid)
 
     # Signals
 
@@ -199,15 +204,15 @@ class Supervisor:
     def _reload(self) -> None:
         """Re-read the config; if it is valid, replace the workers one at a time."""
         if self.config_path is None:
-            log.info("config.reload: no config file; replacing workers with the same settings")
+            log.info("config.reloaded", file=None, change="none: workers replaced")
         else:
             try:
                 self.config = load_config(self.config_path)
             except ConfigError as error:
-                log.error("config.reload_failed: %s; keeping the running configuration", error)
+                log.error("config.reload_failed", error=str(error), consequence="old config kept")
                 return
             self.desired = self.config.workers.processes
-            log.info("config.reloaded: %s", self.config_path)
+            log.info("config.reloaded", file=str(self.config_path))
         self._generation += 1
 
     # Workers
@@ -238,7 +243,7 @@ class Supervisor:
         os.close(write)
         now = time.monotonic()
         self.workers[pid] = WorkerProcess(pid, read, now, now, generation=self._generation)
-        log.info("worker.spawned: pid %d", pid)
+        log.info("worker.spawned", worker_pid=pid, generation=self._generation)
 
     def _worker_main(self, liveness: int) -> int:
         os.close(self._wakeup_read)
@@ -264,7 +269,13 @@ class Supervisor:
             self._exited(worker, proc.decode(status))
 
     def _exited(self, worker: WorkerProcess, reason: proc.ExitReason) -> None:
-        log.info("worker.exited: pid %d (%s)", worker.pid, reason)
+        log.info(
+            "worker.exited",
+            worker_pid=worker.pid,
+            exit_code=reason.code,
+            signal=reason.signal_name,
+            booted=worker.booted,
+        )
         if self._stopping is not None:
             return
         if reason.code == EXIT_BOOT_ERROR:
@@ -289,9 +300,7 @@ class Supervisor:
         for worker in self.workers.values():
             if now - worker.last_seen > limit:
                 log.warning(
-                    "worker.hung: pid %d silent for %.0f s, killing it",
-                    worker.pid,
-                    now - worker.last_seen,
+                    "worker.hung", worker_pid=worker.pid, silent=round(now - worker.last_seen, 1)
                 )
                 proc.kill(worker.pid, signal.SIGKILL)
 
@@ -322,7 +331,7 @@ class Supervisor:
         if guard is None:
             return
         report = self._minion.repair()
-        log.info("repair.done: %s", report)
+        log.info("repair.done", **dataclasses.asdict(report))
 
     # Stop
 
@@ -331,7 +340,7 @@ class Supervisor:
             return
         self._stopping = graceful
         systemd.stopping()
-        log.info("supervisor.stopping: %s", "graceful" if graceful else "fast")
+        log.info("supervisor.stopping", mode="graceful" if graceful else "fast")
         for worker in self.workers.values():
             proc.kill(worker.pid, signal.SIGTERM if graceful else signal.SIGQUIT)
         deadline = time.monotonic() + (self.config.shutdown.graceful_timeout if graceful else 0)
@@ -378,7 +387,7 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
     try:
         _load_tasks(minion, config)
     except (TaskLoadError, TaskConflictError) as error:
-        log.error("worker.tasks_failed: %s", error)
+        log.error("worker.tasks_failed", error=str(error))
         return EXIT_BOOT_ERROR
     workers = config.workers
     worker = minion.worker(
@@ -394,6 +403,7 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
         dispatch_interval=0,
     )
 
+    worker.quit_grace = JOB_KILL_GRACE
     os.set_blocking(liveness, False)  # a supervisor slow to read must never stall the worker
 
     def ping(_: object) -> None:

@@ -30,7 +30,7 @@ def notify(*states: str) -> bool:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.sendto("\n".join(states).encode(), address)
     except OSError as exc:
-        _log.debug("systemd.notify_failed socket=%s error=%s", name, exc)
+        _log.debug("systemd.notify_failed", extra={"socket": name, "error": str(exc)})
         return False
     return True
 

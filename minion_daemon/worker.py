@@ -9,7 +9,6 @@ recorded when the database is back (Minion #20).
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import select
@@ -19,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from minion_daemon import proc
+from minion_daemon import logs, proc
 from minion_daemon.commands import parse_kill, parse_stop, whole_number
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from minion_daemon.minion import Minion
     from minion_daemon.model import WorkerInfo
 
-log = logging.getLogger("minion_daemon.worker")
+log = logs.get_logger("minion_daemon.worker")
 
 DEFAULT_STATUS: Final[Mapping[str, Any]] = {
     "command_interval": 10,
@@ -90,12 +89,23 @@ class Worker(EventEmitter):
         self._wakeup_write: int | None = None
         self._last: dict[str, float] = {}
         self._outage = 0.0
+        #: Seconds between TERM and KILL for the running jobs on QUIT; 0 (Perl): KILL at once.
+        self.quit_grace = 0.0
 
     # Registration and the inbox
 
     def register(self) -> int:
         """Insert or heartbeat this worker's row with its whole ``status``."""
+        known = self.id
         self.id = self.minion.backend.register_worker(self.id, {"status": self.status})
+        if self.id != known:
+            logs.bind(worker_id=self.id)
+            log.info(
+                "worker.registered",
+                queues=self.status.get("queues"),
+                jobs=self.status.get("jobs"),
+                tasks=sorted(self.minion.tasks.names()),
+            )
         return self.id
 
     def unregister(self) -> None:
@@ -120,12 +130,13 @@ class Worker(EventEmitter):
         ran = False
         for entry in self.minion.backend.receive(self.id):
             if not isinstance(entry, list) or not entry or entry[0] not in self.commands:
+                log.warning("worker.command_ignored", command=entry, reason="unknown command")
                 continue
             try:
                 self.commands[entry[0]](*entry[1:])
                 ran = True
             except Exception:
-                log.exception("worker.command_failed: %r", entry)
+                log.exception("worker.command_failed", command=entry)
         if ran:
             self.register()
 
@@ -160,8 +171,14 @@ class Worker(EventEmitter):
             return None
         job_class = self.minion.class_for_task(claimed["task"])
         job = job_class(
-            self.minion, claimed["id"], claimed["args"], claimed["retries"], claimed["task"]
+            self.minion,
+            claimed["id"],
+            claimed["args"],
+            claimed["retries"],
+            claimed["task"],
+            queue=claimed["queue"],
         )
+        job.latency = claimed["latency"]
         self.emit("dequeue", job)
         return job
 
@@ -187,7 +204,7 @@ class Worker(EventEmitter):
             self._outage = 0.0
         except DatabaseUnavailableError as error:
             self._outage = min(max(self._outage * 2, 1.0), MAX_OUTAGE_BACKOFF)
-            log.warning("worker.database_unavailable: %s; retrying in %.0f s", error, self._outage)
+            log.warning("worker.database_unavailable", error=str(error), retry_in=self._outage)
             self._sleep(self._outage)
 
     def _work(self) -> None:
@@ -197,7 +214,7 @@ class Worker(EventEmitter):
         if self._quit:
             self._quit = False
             for job in self.running.values():
-                job.stop()
+                self._terminate(job, self.quit_grace)
         # Every duty runs on the first pass: Perl's baselines of 0 on the monotonic clock do
         # the same on any host up for more than an interval, so repair runs at startup.
         if self._due("heartbeat", status["heartbeat_interval"]):
@@ -211,6 +228,7 @@ class Worker(EventEmitter):
             self.minion.dispatch_schedules()
         self._reap_jobs()
         self._enforce_timeouts()
+        self._enforce_kills()
         self._take_job()
 
     def _take_job(self) -> None:
@@ -239,24 +257,44 @@ class Worker(EventEmitter):
 
     def _launch(self, job: Job) -> None:
         spec = self.minion.tasks.get(job.task)
-        if spec is not None and spec.mode == "inline":
-            job.record(job.execute())
-            self.status["performed"] += 1
-            return
-        try:
-            job.start()
-        finally:
-            # Tracked as soon as it exists, even if recording its pid failed: it must be reaped,
-            # counted against capacity and killed on QUIT like any other.
-            if job.pid is not None:
-                self.running[job.id] = job
-        log.debug('Process %d is performing job "%d" with task "%s"', job.pid, job.id, job.task)
+        # Bound around the fork, so the job process inherits the fields: a task's own log
+        # lines name its job.
+        with logs.bound(**_job_fields(job)):
+            if spec is not None and spec.mode == "inline":
+                log.info("job.started", mode="inline", latency=job.latency)
+                started = time.monotonic()
+                job.record(job.execute())
+                self._ended(job, time.monotonic() - started)
+                return
+            try:
+                job.start()
+            finally:
+                # Tracked as soon as it exists, even if recording its pid failed: it must be
+                # reaped, counted against capacity and killed on QUIT like any other.
+                if job.pid is not None:
+                    self.running[job.id] = job
+            log.info("job.started", mode="fork", job_pid=job.pid, latency=job.latency)
 
     def _reap_jobs(self) -> None:
         for job_id, job in list(self.running.items()):
             if job.is_finished():
                 del self.running[job_id]
-                self.status["performed"] += 1
+                self._ended(job, time.monotonic() - (job.started_at or time.monotonic()))
+
+    def _ended(self, job: Job, duration: float) -> None:
+        self.status["performed"] += 1
+        fields = {**_job_fields(job), "duration": round(duration, 6)}
+        reason = job.exit_reason
+        if reason is not None and not reason.clean:
+            fields.update(exit_code=reason.code, signal=reason.signal_name)
+        if job.outcome == "finished":
+            log.info("job.finished", **fields)
+        elif job.outcome == "failed":
+            log.info("job.failed", **fields, error=job.failure)
+        else:
+            # The task retried or removed its job, or repair got there first: nothing of ours
+            # was recorded.
+            log.info("job.ended", **fields, outcome="changed elsewhere")
 
     def _pause(self) -> float:
         """How long to wait while no job can be taken: until the next timeout is due, at
@@ -264,30 +302,42 @@ class Worker(EventEmitter):
         return min(BUSY_PAUSE, self._next_timeout())
 
     def _next_timeout(self) -> float:
-        """Seconds until the next job timeout (or its KILL after the grace) is due."""
+        """Seconds until the next job timeout or KILL is due."""
         now, due = time.monotonic(), float("inf")
         for job in self.running.values():
-            spec = self.minion.tasks.get(job.task)
-            if spec is None or spec.timeout is None or job.started_at is None:
-                continue
-            limit = spec.timeout + (TIMEOUT_GRACE if job.timed_out_after is not None else 0)
-            remaining = job.started_at + limit - now
-            if remaining > 0 or job.timed_out_after is None:
+            if job.kill_at is not None:
                 # Past its KILL, a job only awaits reaping, which SIGCHLD announces.
-                due = min(due, remaining)
+                if job.kill_at > now:
+                    due = min(due, job.kill_at - now)
+                continue
+            spec = self.minion.tasks.get(job.task)
+            if spec is not None and spec.timeout is not None and job.started_at is not None:
+                due = min(due, job.started_at + spec.timeout - now)
         return max(due, MIN_PAUSE)
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
         for job in self.running.values():
             spec = self.minion.tasks.get(job.task)
-            if spec is None or spec.timeout is None:
+            if spec is None or spec.timeout is None or job.kill_at is not None:
                 continue
             elapsed = now - (job.started_at or now)
             if job.timed_out_after is None and elapsed > spec.timeout:
                 job.timed_out_after = spec.timeout
-                job.kill(signal.SIGTERM)
-            elif job.timed_out_after is not None and elapsed > spec.timeout + TIMEOUT_GRACE:
+                self._terminate(job, TIMEOUT_GRACE)
+
+    def _terminate(self, job: Job, grace: float) -> None:
+        """TERM now, so the task can clean up; KILL after ``grace`` if it is still running."""
+        if grace <= 0:
+            job.stop()
+        elif job.kill_at is None:
+            job.kill(signal.SIGTERM)
+            job.kill_at = time.monotonic() + grace
+
+    def _enforce_kills(self) -> None:
+        now = time.monotonic()
+        for job in self.running.values():
+            if job.kill_at is not None and now >= job.kill_at:
                 job.stop()
 
     def _due(self, duty: str, interval: float) -> bool:
@@ -345,4 +395,11 @@ class Worker(EventEmitter):
         try:
             self.unregister()
         except DatabaseUnavailableError as error:
-            log.warning("worker.unregister_failed: %s (repair will remove the row)", error)
+            log.warning(
+                "worker.unregister_failed", error=str(error), consequence="repair removes the row"
+            )
+        log.info("worker.stopped", performed=self.status.get("performed"))
+
+
+def _job_fields(job: Job) -> dict[str, Any]:
+    return {"job_id": job.id, "task": job.task, "queue": job.queue, "retries": job.retries}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from helpers.postgres import Databases, Reusable, Server, run_server
@@ -65,3 +66,17 @@ def backend(dsn: str) -> Iterator[PgBackend]:
     backend = PgBackend(dsn, min_size=0, max_size=2)
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def task_path(tmp_path: Path) -> Path:
+    """A directory for PYTHONPATH holding a distribution whose minion_daemon.tasks entry
+    points are some of the worker test tasks (helpers.worker_tasks, on PYTHONPATH too)."""
+    info = tmp_path / "daemon_test_tasks-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: daemon-test-tasks\nVersion: 1.0\n")
+    entry_points = "\n".join(
+        f"{name} = helpers.worker_tasks:{name}" for name in ("add", "sleep", "stubborn")
+    )
+    (info / "entry_points.txt").write_text(f"[minion_daemon.tasks]\n{entry_points}\n")
+    return tmp_path

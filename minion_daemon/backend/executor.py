@@ -134,11 +134,18 @@ class PgExecutor:
                     conn, self._max_schema_version, auto_migrate=self._auto_migrate
                 )
                 self._has_schedules = bool(self.scalar_on(conn, sql.HAS_SCHEDULES))
+            if state.migrated_from is not None and state.migrated_from != state.version:
+                log.info(
+                    "schema.migrated",
+                    extra={"version": state.version, "previous": state.migrated_from},
+                )
             if state.newer_than_known:
                 log.warning(
-                    "schema.newer_than_known: the database is at version %d, newer than this"
-                    " minion-daemon knows; using it as it is",
-                    state.version,
+                    "schema.newer_than_known",
+                    extra={
+                        "version": state.version,
+                        "consequence": "used as it is; this minion-daemon knows an older schema",
+                    },
                 )
             self._schema = state
         return self._schema

@@ -139,6 +139,8 @@ class SchemaState:
 
     version: int
     newer_than_known: bool
+    #: The version it was migrated from just now, if it was.
+    migrated_from: int | None = None
 
 
 def ensure_schema(conn: Connection, max_version: int, *, auto_migrate: bool = True) -> SchemaState:
@@ -154,12 +156,13 @@ def ensure_schema(conn: Connection, max_version: int, *, auto_migrate: bool = Tr
             f"max_schema_version must be between {MIN_SCHEMA_VERSION} and {migrations.latest},"
             f" got {max_version}"
         )
+    migrated_from = None
     if active_version(conn) < max_version and auto_migrate:
-        migrate(conn, max_version, migrations)
+        migrated_from = migrate(conn, max_version, migrations)
     version = active_version(conn)
     if version < MIN_SCHEMA_VERSION or not schema_ready(conn):
         raise SchemaError(
             f"the Minion schema is at version {version}, but minion-daemon needs version"
             f" {MIN_SCHEMA_VERSION} or later: run `minion-daemon migrate`"
         )
-    return SchemaState(version, version > migrations.latest)
+    return SchemaState(version, version > migrations.latest, migrated_from)

@@ -186,7 +186,9 @@ class PgBackend(ScheduleOperations, PgExecutor):
             for _ in self._listener.notifies(timeout=0):
                 pass
         except psycopg.Error as error:
-            log.warning("dequeue.listen_failed: %s; waiting by polling", error)
+            log.warning(
+                "dequeue.listen_failed", extra={"error": str(error), "consequence": "polling"}
+            )
             self._drop_listener()
             return False
         return True
@@ -208,7 +210,7 @@ class PgBackend(ScheduleOperations, PgExecutor):
                 for _ in self._listener.notifies(timeout=0):
                     pass
             except psycopg.Error as error:
-                log.warning("dequeue.listen_lost: %s", error)
+                log.warning("dequeue.listen_lost", extra={"error": str(error)})
                 self._drop_listener()
         return False
 

@@ -41,7 +41,8 @@ WHERE id = (
   LIMIT 1
   FOR UPDATE SKIP LOCKED
 )
-RETURNING id, args, retries, task
+RETURNING id, args, retries, task, queue,
+  GREATEST(EXTRACT(EPOCH FROM started - delayed), 0)::float8 AS latency
 """
 
 LISTEN: Final = 'LISTEN "minion.job"'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
+from helpers.sql import execute
 from helpers.waiting import wait_until
 
 from minion_daemon import Minion
@@ -21,19 +24,6 @@ from minion_daemon.backend import PgBackend
 
 TESTS = Path(__file__).resolve().parents[1]
 KILLED = "Job terminated unexpectedly (exit code: 0, signal: 9)"
-
-
-@pytest.fixture
-def task_path(tmp_path: Path) -> Path:
-    """A distribution whose minion_daemon.tasks entry points are the worker test tasks."""
-    info = tmp_path / "daemon_test_tasks-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: daemon-test-tasks\nVersion: 1.0\n")
-    entry_points = "\n".join(
-        f"{name} = helpers.worker_tasks:{name}" for name in ("add", "sleep", "stubborn")
-    )
-    (info / "entry_points.txt").write_text(f"[minion_daemon.tasks]\n{entry_points}\n")
-    return tmp_path
 
 
 class Daemon:
@@ -143,14 +133,19 @@ def test_a_job_longer_than_the_graceful_timeout_is_killed_and_recorded(
 ) -> None:
     daemon, _ = start(shutdown={"graceful_timeout": 1})
     wait_until(lambda: len(_worker_pids(minion)) == 2, 30)
-    job_id = minion.enqueue("stubborn", [60])
-    wait_until(lambda: _state(minion, job_id)[0] == "active", 30)
+    job_id = minion.enqueue("stubborn", [60], attempts=2)
+    polite = minion.enqueue("sleep", [60])
+    wait_until(lambda: _state(minion, job_id)[0] == _state(minion, polite)[0] == "active", 30)
     stopped = time.monotonic()
     daemon.signal(signal.SIGTERM)
     code, errors = daemon.finish()
     assert code == 0, errors
     assert time.monotonic() - stopped < 1 + 10
-    assert _state(minion, job_id) == ("failed", KILLED)
+    # TERM first, which ends a task that does not ignore it; KILL after the grace.
+    assert _state(minion, polite) == ("failed", KILLED.replace("signal: 9", "signal: 15"))
+    info = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]
+    assert (info["state"], info["result"], info["retries"]) == ("inactive", KILLED, 1)
+    assert minion.stats()["active_jobs"] == 0
 
 
 def test_hup_applies_a_new_process_count_and_keeps_a_broken_config_out(
@@ -225,3 +220,67 @@ def test_systemd_hears_ready_status_watchdog_and_stopping(
             heard.append(listener.recv(4096).decode())
         assert daemon.finish()[0] == 0
     assert not any("NOTIFY_SOCKET" in m for m in heard)
+
+
+def _migrated(dsn: str) -> bool:
+    try:
+        return bool(execute(dsn, "SELECT version FROM mojo_migrations WHERE version = 25"))
+    except psycopg.errors.UndefinedTable:
+        return False
+
+
+LINE_FIELDS = {"event", "level", "logger", "pid", "timestamp"}
+JOB_FIELDS = {"job_id", "task", "queue", "retries"}
+
+
+def test_every_log_line_is_json_with_its_fields_and_no_password(
+    start: Any, make_database: Any
+) -> None:
+    """A fresh database (so the migration is logged), a DSN with a password, then a job that
+    finishes, one that fails, a worker killed, a broken reload and a stop: every line of
+    stderr is one JSON object carrying the fields its kind promises."""
+    password = "hunter2-not-in-logs"
+    dsn = f"{make_database(None)} password={password}"
+    daemon, config = start(postgres={"dsn": dsn}, logging={"format": "json"})
+    wait_until(lambda: _migrated(dsn), 30, "the daemon to migrate the fresh database")
+    minion = Minion(PgBackend(dsn, min_size=0, auto_migrate=False))
+    try:
+        pids = wait_until(lambda: len(_worker_pids(minion)) == 2 and _worker_pids(minion), 30)
+        done = minion.enqueue("add", [1, 2], queue="default")
+        failing = minion.enqueue("add", ["not", "numbers", "at all"])
+        wait_until(lambda: _state(minion, done)[0] == "finished", 30)
+        wait_until(lambda: _state(minion, failing)[0] == "failed", 30)
+        os.kill(min(pids), signal.SIGKILL)
+        wait_until(lambda: len(_worker_pids(minion) - pids) >= 1, 30, "a replacement worker")
+    finally:
+        minion.close()
+    config.write_text("workers: {processes: -1}\n")
+    daemon.signal(signal.SIGHUP)
+    time.sleep(1)
+    daemon.signal(signal.SIGTERM)
+    code, errors = daemon.finish()
+    assert code == 0, errors
+    assert password not in errors
+    lines = [json.loads(line) for line in errors.splitlines()]
+    for line in lines:
+        assert line.keys() >= LINE_FIELDS, line
+    events: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        events.setdefault(line["event"], []).append(line)
+        if line["logger"] == "minion_daemon.worker":
+            assert "worker_id" in line, line
+        if line["event"].startswith("job."):
+            assert line.keys() >= JOB_FIELDS, line
+    assert events["schema.migrated"][0]["version"] == 25
+    assert events["repair.done"][0].keys() >= {"workers_removed", "jobs_failed_worker_gone"}
+    [finished] = [e for e in events["job.finished"] if e["job_id"] == done]
+    assert (finished["task"], finished["queue"], finished["retries"]) == ("add", "default", 0)
+    assert finished["duration"] > 0
+    [failed] = [e for e in events["job.failed"] if e["job_id"] == failing]
+    assert "TypeError" in failed["error"]
+    assert {e["job_id"] for e in events["job.started"]} >= {done, failing}
+    assert len(events["worker.spawned"]) >= 3
+    killed = [e for e in events["worker.exited"] if e["worker_pid"] == min(pids)]
+    assert killed[0]["signal"] == "SIGKILL"
+    assert "workers.processes" in events["config.reload_failed"][0]["error"]
+    assert {"supervisor.started", "supervisor.stopping", "supervisor.stopped"} <= events.keys()

@@ -76,7 +76,8 @@ def test_worker_runs_entry_point_tasks_with_perl_options(
         worker.send_signal(signal.SIGTERM)
         _, errors = worker.communicate(timeout=30)
         assert worker.returncode == 0, errors
-        assert "Worker" in errors
+        assert "worker.registered" in errors
+        assert "worker.stopped" in errors
     finally:
         if worker.returncode is None:
             worker.kill()

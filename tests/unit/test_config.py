@@ -116,3 +116,12 @@ def test_check_config_prints_the_effective_config_without_the_password(
     assert "s3cret" not in output
     assert "dsn: postgresql://app:***@db/minion" in output
     assert "graceful_timeout: 30" in output
+
+
+def test_minion_daemon_dsn_beats_the_file_and_the_defaults(tmp_path: Path) -> None:
+    path = _write(tmp_path, "postgres:\n  dsn: host=from-the-file\n")
+    environ = {"MINION_DAEMON_DSN": "host=from-the-environment"}
+    assert load_config(path, environ).postgres.dsn == "host=from-the-environment"
+    assert load_config(None, environ).postgres.dsn == "host=from-the-environment"
+    assert load_config(path, {}).postgres.dsn == "host=from-the-file"
+    assert load_config(None, {}).postgres.dsn is None

@@ -1,0 +1,126 @@
+"""Structured logging: JSON lines for machines, readable lines for people, never a secret.
+
+Every line is an event name plus fields (``worker.spawned worker_pid=…``), rendered as one
+JSON object per line when the output is not a terminal (or ``logging.format: json``) and as
+aligned console text otherwise. Standard-library records (psycopg, the pool, a task's own
+``logging`` calls) go through the same chain, so a log shipper sees one format.
+
+Fields bound with :func:`bind` (a worker's ``worker_id``, a job's ``job_id``) appear on every
+line of that process until unbound; a forked job process inherits them, so a task's own log
+lines name the job that wrote them. ``pid`` is on every line.
+
+DSN passwords are masked on the way out, whatever field or traceback they hide in: an error
+message from libpq or a config dump must never leak one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Final, TextIO
+
+import structlog
+from structlog.contextvars import bind_contextvars, bound_contextvars, merge_contextvars
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from minion_daemon.config import redact_dsn
+
+FORMATS: Final = ("auto", "json", "console")
+
+__all__ = ["FORMATS", "bind", "bound", "configure", "get_logger"]
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger taking an event name and fields (``log.info("job.started", job_id=1)``).
+
+    It hands each line to the standard library's logger ``name`` with the fields as extras, so
+    an application that embeds minion-daemon keeps its own logging setup; :func:`configure`
+    renders the fields for the daemon. Nothing global in structlog is touched.
+    """
+    logger: structlog.stdlib.BoundLogger = structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=[structlog.stdlib.render_to_log_kwargs],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    return logger
+
+
+def bind(**fields: Any) -> None:
+    """Add ``fields`` to every following line of this process (and of its forks)."""
+    bind_contextvars(**fields)
+
+
+@contextlib.contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` to the lines logged inside the block (and by processes forked in it)."""
+    with bound_contextvars(**fields):
+        yield
+
+
+def configure(format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+    """Send every log line of this process to ``stream`` (stderr) in ``format`` at ``level``."""
+    if format not in FORMATS:
+        raise ValueError(f"logging format must be one of {', '.join(FORMATS)}, got {format!r}")
+    stream = stream or sys.stderr
+    as_json = format == "json" or (format == "auto" and not _is_terminal(stream))
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=_is_terminal(stream))
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                _add_pid,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Tracebacks become text before the redaction, in both formats.
+                structlog.processors.format_exc_info,
+                _redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except ValueError:  # a closed stream is no terminal
+        return False
+
+
+def _add_pid(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    # Read on every line: a forked process must not carry its parent's pid.
+    event.setdefault("pid", os.getpid())
+    return event
+
+
+def _redact_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    _redact_in(event)
+    return event
+
+
+def _redact_in(fields: MutableMapping[str, Any]) -> None:
+    for key, value in fields.items():
+        if isinstance(value, str):
+            fields[key] = redact_dsn(value)
+        elif isinstance(value, BaseException):
+            fields[key] = redact_dsn(str(value))
+        elif isinstance(value, dict):
+            _redact_in(value)

@@ -214,8 +214,11 @@ class EmbeddedPostgres:
 
     def _prepare_state_dir(self) -> _Account | None:
         """Create the state directory; the account to run PostgreSQL as when we are root."""
+        new = not self.state_dir.exists()
         try:
             self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if new and os.geteuid() == 0:
+                self._hand_to_server_account()
             owner = self.state_dir.stat().st_uid
         except OSError as error:
             raise EmbeddedDatabaseError(
@@ -239,6 +242,19 @@ class EmbeddedPostgres:
             ) from None
         groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
         return _Account(entry.pw_uid, entry.pw_gid, tuple(groups))
+
+    def _hand_to_server_account(self) -> None:
+        """Give a state directory root just made to the ``postgres`` account, if there is one.
+
+        PostgreSQL refuses to run as root, and Debian's server packages create that account
+        for exactly this; so a newcomer running the daemon as root needs no chown. A directory
+        that already existed is left to its owner's decision.
+        """
+        try:
+            account = pwd.getpwnam(SUPERUSER)
+        except KeyError:
+            return
+        os.chown(self.state_dir, account.pw_uid, account.pw_gid)
 
     def _prepare_socket_dir(self) -> None:
         try:

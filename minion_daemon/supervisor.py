@@ -134,6 +134,8 @@ class Supervisor:
 
     def _turn(self) -> None:
         self._handle_signals()
+        if self._done():
+            return  # stopped just now; waiting for the next turn would only delay the exit
         self._reap_workers()
         if self._stopping is None:
             self._manage_workers()

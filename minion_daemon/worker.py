@@ -195,8 +195,10 @@ class Worker(EventEmitter):
             while not (self._finished and not self.running):
                 self._step()
         finally:
-            self._restore_signals(previous)
+            # Unregister while a second TERM (the terminal's group and the supervisor both send
+            # one) still only sets a flag.
             self._leave()
+            self._restore_signals(previous)
 
     def _step(self) -> None:
         try:

@@ -289,7 +289,8 @@ def test_a_failing_initdb_is_reported_with_its_output(fresh_state_dir: Path) -> 
 def test_an_unusable_state_dir_fails_clearly(tmp_path: Path) -> None:
     state = tmp_path / "state"
     if AS_ROOT:
-        # The directory will belong to root, and PostgreSQL refuses to run as root.
+        # An existing directory of root's is left to root, and PostgreSQL refuses to run as root.
+        state.mkdir()
         with pytest.raises(EmbeddedDatabaseError) as caught:
             EmbeddedPostgres(state).start()
         message = str(caught.value)
@@ -370,7 +371,10 @@ def test_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 def test_minion_daemon_run_with_no_dsn_starts_the_cluster_serves_jobs_and_stops_it(
     fresh_state_dir: Path, task_path: Path
 ) -> None:
-    """The README's run command: no --dsn, no MINION_DAEMON_DSN, no postgres.dsn."""
+    """The README's run command: no --dsn, no MINION_DAEMON_DSN, no postgres.dsn. As root, a
+    state directory that does not exist yet is made for the postgres account."""
+    if AS_ROOT:
+        fresh_state_dir.rmdir()
     config = task_path / "config.yaml"
     config.write_text("workers: {processes: 1, dequeue_timeout: 1}\n", encoding="utf-8")
     environment = {k: v for k, v in os.environ.items() if k != "MINION_DAEMON_DSN"}
@@ -407,5 +411,7 @@ def test_minion_daemon_run_with_no_dsn_starts_the_cluster_serves_jobs_and_stops_
             daemon.communicate()
     assert daemon.returncode == 0, errors
     assert "embedded_pg.started" in errors
+    if AS_ROOT:
+        assert fresh_state_dir.stat().st_uid == pwd.getpwnam("postgres").pw_uid
     assert postmaster is not None
     wait_until(lambda: not _alive(postmaster), 10, "the cluster to stop with the daemon")

@@ -217,6 +217,9 @@ class MetricsConfig:
         "127.0.0.1:9464", "address of /metrics, /healthz, /readyz", listen_address
     )
     cache_seconds: float = _setting(5, "how long database metrics are reused", seconds(0, 3600))
+    query_timeout: float = _setting(
+        2, "statement timeout of a scrape's database queries", seconds(0.1, 60)
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

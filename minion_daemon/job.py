@@ -91,7 +91,8 @@ class Job(EventEmitter):
         self.exit_reason: proc.ExitReason | None = None
         #: When the worker sends KILL (monotonic), after a TERM for a timeout or a fast stop.
         self.kill_at: float | None = None
-        #: What this handle (or its job process) recorded: "finished" or "failed".
+        #: What this handle (or its job process) recorded: "finished", "failed" (no attempts
+        #: left) or "retried" (failed, and retried after backoff).
         self.outcome: str | None = None
         #: The first line of the recorded failure, for logs.
         self.failure: str | None = None
@@ -134,9 +135,10 @@ class Job(EventEmitter):
 
     def fail(self, error: Any = "Unknown error") -> bool:
         """Record failure (retried after backoff while attempts remain)."""
-        if not self.minion.backend.fail_job(self.id, self.retries, error):
+        outcome = self.minion.backend.record_failure(self.id, self.retries, error)
+        if outcome is None:
             return False
-        self.outcome = "failed"
+        self.outcome = outcome
         self.failure = (str(error).strip().splitlines() or [""])[0]
         self.emit("failed", error)
         return True
@@ -219,7 +221,7 @@ class Job(EventEmitter):
             os.close(self._outcome_pipe)
             self._outcome_pipe = None
         outcome, _, failure = report.decode(errors="replace").partition("\n")
-        if outcome in ("finished", "failed"):
+        if outcome in ("finished", "failed", "retried"):
             self.outcome = outcome
             self.failure = failure or None
 

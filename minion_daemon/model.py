@@ -143,6 +143,52 @@ class History(TypedDict):
     daily: list[HistoryPoint]
 
 
+class Backlog(TypedDict):
+    """Runnable jobs of one (queue, task): inactive, due (``delayed`` passed) and unexpired."""
+
+    queue: str
+    task: str
+    jobs: int
+    #: Seconds since the oldest of them became runnable (now - its ``delayed``).
+    oldest_age: float
+
+
+class DatabaseHealth(TypedDict):
+    """PostgreSQL's view of ``minion_jobs`` and of the database's open transactions."""
+
+    live_tuples: int
+    dead_tuples: int
+    #: Epoch seconds of the last autovacuum of ``minion_jobs``; ``None`` if there was none.
+    last_autovacuum: float | None
+    #: Seconds the oldest open transaction of another client session has been open; 0 if none.
+    oldest_transaction_age: float
+
+
+class RecentJobs(TypedDict):
+    """Jobs now finished or failed whose ``finished`` time lies within the last hour / 24 hours."""
+
+    finished_1h: int
+    failed_1h: int
+    finished_24h: int
+    failed_24h: int
+
+
+class Observation(TypedDict):
+    """``observe``: one round of what the metrics read from the database (see its docstring
+    for which counts are exact and which are estimates)."""
+
+    stats: Stats
+    backlog: list[Backlog]
+    #: Seconds the longest-running active job has been running; 0 when none is.
+    oldest_active_age: float
+    recent: RecentJobs
+    #: Schedules, paused or not; ``None`` below schema 25, which has none.
+    schedules: int | None
+    health: DatabaseHealth
+    #: Seconds the round took, measured by the client from BEGIN to the last answer.
+    duration: float
+
+
 @dataclass(frozen=True, slots=True)
 class RepairReport:
     """What one ``repair`` did, step by step (Perl returns nothing; operators want the counts)."""

@@ -16,7 +16,10 @@ import dataclasses
 import importlib
 import os
 import select
+import shutil
 import signal
+import socket
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -26,7 +29,10 @@ from typing import Any, Final
 from minion_daemon import logs, proc, systemd
 from minion_daemon.backend import PgBackend
 from minion_daemon.config import Config, ConfigError, load_config
-from minion_daemon.errors import MinionError
+from minion_daemon.errors import DatabaseUnavailableError, MinionError
+from minion_daemon.metrics import enable_multiprocess, forget_process
+from minion_daemon.metrics.families import SupervisorMetrics, WorkerMetrics
+from minion_daemon.metrics.server import bind, run_metrics_process
 from minion_daemon.minion import Minion
 from minion_daemon.tasks import TaskConflictError, TaskLoadError
 from minion_daemon.tasks.discovery import list_entry_points, load_into
@@ -44,6 +50,8 @@ MAX_RESPAWN_DELAY: Final = 30.0
 KILL_AFTER: Final = 10.0
 #: Seconds a job process gets between TERM and KILL when its worker is told to QUIT.
 JOB_KILL_GRACE: Final = 2.0
+#: Seconds before a metrics process that died is started again.
+METRICS_RESPAWN_DELAY: Final = 1.0
 
 
 class CrashLoopError(MinionError):
@@ -59,6 +67,19 @@ class WorkerProcess:
     booted: bool = False
     generation: int = 0
     leaving: bool = False
+    hung: bool = False
+
+
+@dataclass
+class MetricsService:
+    """The metrics process and what it serves: a socket bound and a directory made before any
+    fork, so a port in use stops the daemon at once."""
+
+    listener: socket.socket
+    directory: Path
+    metrics: SupervisorMetrics | None = None
+    pid: int | None = None
+    respawn_at: float = 0.0
 
 
 class Supervisor:
@@ -85,19 +106,28 @@ class Supervisor:
         watchdog = systemd.watchdog_interval()
         self._watchdog_timer = Periodic(watchdog) if watchdog else None
         self._ready_sent = False
+        self._service: MetricsService | None = None
 
     # Start
 
     def run(self) -> int:
         """Prepare, supervise until stopped; returns the exit code."""
         list_entry_points(self.config.tasks.entry_points)  # fails here, before any fork
+        if self.config.metrics.enabled:
+            self._service = _prepare_metrics(self.config.metrics.listen)
+        try:
+            return self._supervise()
+        finally:
+            if self._service is not None:
+                self._close_metrics(self._service)
+
+    def _supervise(self) -> int:
         self._minion = self._open_minion()
+        schema_version = self._minion.backend.schema_version
+        if self._service is not None:
+            self._service.metrics = SupervisorMetrics(schema_version)
         self._install_signals()
-        log.info(
-            "supervisor.started",
-            processes=self.desired,
-            schema_version=self._minion.backend.schema_version,
-        )
+        log.info("supervisor.started", processes=self.desired, schema_version=schema_version)
         try:
             while not self._done():
                 self._turn()
@@ -141,12 +171,23 @@ class Supervisor:
             self._manage_workers()
             self._murder_workers()
             self._run_duties()
+            self._manage_metrics()
         self._wait()
 
     def _wait(self) -> None:
         now = time.monotonic()
         respawn = Deadline(self._respawn_at) if self._respawn_at > now else None
-        timers = (self._repair_timer, self._dispatch_timer, self._watchdog_timer, respawn)
+        service = self._service
+        metrics_respawn = (
+            Deadline(service.respawn_at) if service and service.respawn_at > now else None
+        )
+        timers = (
+            self._repair_timer,
+            self._dispatch_timer,
+            self._watchdog_timer,
+            respawn,
+            metrics_respawn,
+        )
         timeout = min(1.0, max(earliest(now, *timers), 0.01))
         watched = [self._wakeup_read, *(w.liveness for w in self.workers.values())]
         readable, _, _ = select.select(watched, [], [], timeout)
@@ -212,9 +253,11 @@ class Supervisor:
                 self.config = load_config(self.config_path)
             except ConfigError as error:
                 log.error("config.reload_failed", error=str(error), consequence="old config kept")
+                self._count_reload("invalid")
                 return
             self.desired = self.config.workers.processes
             log.info("config.reloaded", file=str(self.config_path))
+            self._count_reload("applied")
         self._generation += 1
 
     # Workers
@@ -248,13 +291,20 @@ class Supervisor:
         log.info("worker.spawned", worker_pid=pid, generation=self._generation)
 
     def _worker_main(self, liveness: int) -> int:
+        self._leave_supervisor()
+        return run_worker_process(self.config, self.dsn, liveness)
+
+    def _leave_supervisor(self) -> None:
+        """In a forked child: drop what belongs to the supervisor (its pipes, connections and
+        the metrics socket, which no job process may hold)."""
         os.close(self._wakeup_read)
         os.close(self._wakeup_write)
         for worker in self.workers.values():
             os.close(worker.liveness)
         if self._minion is not None:
             self._minion.backend.forget_inherited()
-        return run_worker_process(self.config, self.dsn, liveness)
+        if self._service is not None:
+            self._service.listener.close()
 
     def _reap_workers(self) -> None:
         while True:
@@ -264,6 +314,9 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            if self._service is not None and pid == self._service.pid:
+                self._metrics_exited(self._service, proc.decode(status))
+                continue
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue  # a grandchild we inherited as PID 1
@@ -278,8 +331,11 @@ class Supervisor:
             signal=reason.signal_name,
             booted=worker.booted,
         )
-        if self._stopping is not None:
+        if self._service is not None:
+            forget_process(worker.pid, self._service.directory)
+        if self._stopping is not None or worker.leaving:
             return
+        self._count_restart("hung" if worker.hung else "died" if worker.booted else "boot_failed")
         if reason.code == EXIT_BOOT_ERROR:
             raise CrashLoopError(f"worker {worker.pid} could not load its tasks (exit code 3)")
         if not worker.booted:
@@ -304,17 +360,62 @@ class Supervisor:
                 log.warning(
                     "worker.hung", worker_pid=worker.pid, silent=round(now - worker.last_seen, 1)
                 )
+                worker.hung = True
                 proc.kill(worker.pid, signal.SIGKILL)
+
+    # Metrics
+
+    def _manage_metrics(self) -> None:
+        service = self._service
+        if service is None:
+            return
+        if service.metrics is not None:
+            alive = [w for w in self.workers.values() if not w.leaving]
+            service.metrics.turned(self.desired, len(alive), sum(w.booted for w in alive))
+        if service.pid is None and time.monotonic() >= service.respawn_at:
+            service.pid = proc.fork(lambda: self._metrics_main(service), job=False)
+            log.info("metrics.spawned", metrics_pid=service.pid, listen=self.config.metrics.listen)
+
+    def _metrics_main(self, service: MetricsService) -> int:
+        listener = service.listener.dup()
+        self._leave_supervisor()
+        return run_metrics_process(self.config, self.dsn, service.directory, listener)
+
+    def _metrics_exited(self, service: MetricsService, reason: proc.ExitReason) -> None:
+        service.pid = None
+        service.respawn_at = time.monotonic() + METRICS_RESPAWN_DELAY
+        if self._stopping is None:
+            log.warning("metrics.exited", exit_code=reason.code, signal=reason.signal_name)
+
+    def _close_metrics(self, service: MetricsService) -> None:
+        if service.pid is not None:
+            proc.kill(service.pid, signal.SIGTERM)
+            proc.reap(service.pid, block=True)
+        service.listener.close()
+        shutil.rmtree(service.directory, ignore_errors=True)
+
+    def _count_restart(self, reason: str) -> None:
+        if self._service is not None and self._service.metrics is not None:
+            self._service.metrics.restarts.labels(reason).inc()
+
+    def _count_reload(self, result: str) -> None:
+        if self._service is not None and self._service.metrics is not None:
+            self._service.metrics.reloads.labels(result).inc()
 
     # Duties
 
     def _run_duties(self) -> None:
         assert self._minion is not None
         now = time.monotonic()
-        if self._repair_timer.due(now):
-            self._repair()
-        if self._dispatch_timer.due(now) and self._minion.backend.has_schedules:
-            self._minion.dispatch_schedules()
+        # A database outage postpones a duty to its next turn; the workers ride it out on
+        # their own, and the supervisor must keep supervising them meanwhile.
+        try:
+            if self._repair_timer.due(now):
+                self._repair()
+            if self._dispatch_timer.due(now) and self._minion.backend.has_schedules:
+                self._minion.dispatch_schedules()
+        except DatabaseUnavailableError as error:
+            log.warning("supervisor.database_unavailable", error=str(error))
         self._tell_systemd(now)
 
     def _tell_systemd(self, now: float) -> None:
@@ -332,8 +433,12 @@ class Supervisor:
         guard = self._minion.guard("minion-daemon:repair", int(self.config.repair.interval / 2))
         if guard is None:
             return
+        started = time.monotonic()
         report = self._minion.repair()
-        log.info("repair.done", **dataclasses.asdict(report))
+        duration = time.monotonic() - started
+        log.info("repair.done", **dataclasses.asdict(report), duration=round(duration, 6))
+        if self._service is not None and self._service.metrics is not None:
+            self._service.metrics.repaired(report, duration)
 
     # Stop
 
@@ -372,6 +477,16 @@ class Supervisor:
         return hurried
 
 
+def _prepare_metrics(listen: str) -> MetricsService:
+    """Bind the metrics socket and make the directory of the processes' metric files."""
+    listener = bind(listen)
+    directory = Path(
+        tempfile.mkdtemp(prefix="minion-daemon-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY"))
+    )
+    enable_multiprocess(directory)
+    return MetricsService(listener, directory)
+
+
 def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
     """The body of a forked worker process: load tasks, run a Worker, ping the supervisor."""
     postgres = config.postgres
@@ -406,6 +521,8 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
     )
 
     worker.quit_grace = JOB_KILL_GRACE
+    if config.metrics.enabled:
+        WorkerMetrics().attach(worker)
     os.set_blocking(liveness, False)  # a supervisor slow to read must never stall the worker
 
     def ping(_: object) -> None:

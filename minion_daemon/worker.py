@@ -66,9 +66,11 @@ def desired_tasks(
 class Worker(EventEmitter):
     """A registered worker: dequeues jobs of its Minion's tasks and runs them.
 
-    Events: ``dequeue`` (job), ``wait`` (before each dequeue), ``busy`` (at capacity), and
+    Events: ``dequeue`` (job), ``wait`` (before each dequeue), ``busy`` (at capacity),
     ``turn`` (every pass of the run loop, at least every second or ``dequeue_timeout``: the
-    supervisor's liveness signal).
+    supervisor's liveness signal), ``done`` (job, seconds it ran: after its outcome was
+    recorded), ``outage`` (error: a pass failed for want of the database) and ``recovered``
+    (the first good pass after an outage).
     """
 
     def __init__(self, minion: Minion, *, status: Mapping[str, Any] | None = None) -> None:
@@ -203,11 +205,16 @@ class Worker(EventEmitter):
     def _step(self) -> None:
         try:
             self._work()
-            self._outage = 0.0
         except DatabaseUnavailableError as error:
             self._outage = min(max(self._outage * 2, 1.0), MAX_OUTAGE_BACKOFF)
             log.warning("worker.database_unavailable", error=str(error), retry_in=self._outage)
+            self.emit("outage", error)
             self._sleep(self._outage)
+        else:
+            if self._outage:
+                self._outage = 0.0
+                log.info("worker.database_recovered")
+                self.emit("recovered")
 
     def _work(self) -> None:
         status = self.status
@@ -291,12 +298,13 @@ class Worker(EventEmitter):
             fields.update(exit_code=reason.code, signal=reason.signal_name)
         if job.outcome == "finished":
             log.info("job.finished", **fields)
-        elif job.outcome == "failed":
-            log.info("job.failed", **fields, error=job.failure)
+        elif job.outcome is not None:
+            log.info("job.failed", **fields, error=job.failure, retried=job.outcome == "retried")
         else:
             # The task retried or removed its job, or repair got there first: nothing of ours
             # was recorded.
             log.info("job.ended", **fields, outcome="changed elsewhere")
+        self.emit("done", job, duration)
 
     def _pause(self) -> float:
         """How long to wait while no job can be taken: until the next timeout is due, at

@@ -14,7 +14,7 @@ import os
 import select
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import psycopg
 from psycopg.rows import dict_row
@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from minion_daemon.backend import sql
 from minion_daemon.backend.connections import Connection, ConnectionSettings
 from minion_daemon.backend.executor import INHERITED, PgExecutor, translate_errors
+from minion_daemon.backend.observe import ObserveOperations
 from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
 from minion_daemon.backend.schedules import ScheduleOperations
 from minion_daemon.model import (
@@ -77,7 +78,7 @@ def default_backoff(retries: int) -> float:
     return float(retries**4 + 15)
 
 
-class PgBackend(ScheduleOperations, PgExecutor):
+class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
     """The PostgreSQL backend, shared with Perl's Minion::Backend::Pg on one database.
 
     Nothing touches the database before the first operation, which checks the server version
@@ -214,6 +215,11 @@ class PgBackend(ScheduleOperations, PgExecutor):
                 self._drop_listener()
         return False
 
+    @property
+    def listening(self) -> bool:
+        """Whether the dedicated LISTEN connection of ``dequeue`` is open."""
+        return self._listener is not None and not self._listener.closed
+
     def _drop_listener(self) -> None:
         if self._listener is not None:
             self._listener.close()
@@ -281,7 +287,8 @@ class PgBackend(ScheduleOperations, PgExecutor):
 
     def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool:
         """Mark an active job finished with ``result``; false if (id, retries) is not active."""
-        return self._record_result("finish_job", "finished", job_id, retries, result)
+        params = _result_params("finish_job", "finished", job_id, retries, result)
+        return self.rowcount("finish_job", sql.UPDATE_RESULT, params) > 0
 
     def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool:
         """Mark an active job failed with ``result``, retrying it after ``backoff`` if attempts
@@ -290,27 +297,25 @@ class PgBackend(ScheduleOperations, PgExecutor):
         Beyond Perl, the failure and the automatic retry commit together: a crash between the
         two can no longer leave a job failed that had attempts left.
         """
-        return self._record_result("fail_job", "failed", job_id, retries, result)
+        return self.record_failure(job_id, retries, result) is not None
 
-    def _record_result(self, op: str, state: str, job_id: int, retries: int, result: Any) -> bool:
-        params = {
-            "id": check_id(f"{op}: id", job_id),
-            "retries": check_int(f"{op}: retries", retries, 0, INT_MAX),
-            "state": state,
-            "result": Jsonb(result),
-        }
-        check_json(f"{op}: result", result)
-        if state == "finished":
-            return self.rowcount(op, sql.UPDATE_RESULT, params) > 0
+    def record_failure(
+        self, job_id: int, retries: int, result: Any = None
+    ) -> Literal["failed", "retried"] | None:
+        """:meth:`fail_job` that tells what became of the job: ``"retried"`` when attempts
+        remained, ``"failed"`` when none did, ``None`` when (id, retries) is not active."""
+        params = _result_params("fail_job", "failed", job_id, retries, result)
         delay = self._backoff_delay(retries)
-        with self.connection(op) as conn, conn.transaction():
+        with self.connection("fail_job") as conn, conn.transaction():
             row = conn.execute(sql.UPDATE_RESULT, params).fetchone()
             if row is None:
-                return False
-            if row["attempts"] > 1:
-                retry = {"attempts": row["attempts"] - 1, "delay": delay}
-                conn.execute(sql.RETRY_JOB, retry_params(job_id, retries, parse_retry(op, retry)))
-        return True
+                return None
+            if row["attempts"] <= 1:
+                return "failed"
+            retry = {"attempts": row["attempts"] - 1, "delay": delay}
+            options = parse_retry("fail_job", retry)
+            conn.execute(sql.RETRY_JOB, retry_params(job_id, retries, options))
+        return "retried"
 
     def _backoff_delay(self, retries: int) -> float:
         """``backoff(retries)`` within what an interval can hold.
@@ -461,3 +466,14 @@ class PgBackend(ScheduleOperations, PgExecutor):
     ) -> dict[str, Any]:
         start, size = check_page(op, offset, limit)
         return parse_filter(op, options, allowed) | {"offset": start, "limit": size}
+
+
+def _result_params(op: str, state: str, job_id: int, retries: int, result: Any) -> dict[str, Any]:
+    params = {
+        "id": check_id(f"{op}: id", job_id),
+        "retries": check_int(f"{op}: retries", retries, 0, INT_MAX),
+        "state": state,
+        "result": Jsonb(result),
+    }
+    check_json(f"{op}: result", result)
+    return params

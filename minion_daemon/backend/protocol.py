@@ -8,7 +8,7 @@ psycopg, and lets a type checker hold any future backend to the same contract.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from minion_daemon.model import (
     DequeuedJob,
@@ -16,6 +16,7 @@ from minion_daemon.model import (
     History,
     JobList,
     LockList,
+    Observation,
     RepairReport,
     ScheduleList,
     Stats,
@@ -32,6 +33,9 @@ class Backend(Protocol):
 
     @property
     def has_schedules(self) -> bool: ...
+
+    @property
+    def listening(self) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -59,6 +63,10 @@ class Backend(Protocol):
 
     def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
 
+    def record_failure(
+        self, job_id: int, retries: int, result: Any = None
+    ) -> Literal["failed", "retried"] | None: ...
+
     def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool: ...
 
     def remove_job(self, job_id: int) -> bool: ...
@@ -70,6 +78,8 @@ class Backend(Protocol):
     def history(self) -> History: ...
 
     def stats(self) -> Stats: ...
+
+    def observe(self, timeout: float = ...) -> Observation: ...
 
     def repair(
         self, *, missing_after: float = ..., remove_after: float = ..., stuck_after: float = ...

@@ -273,6 +273,122 @@ STATS_WITH_SCHEDULES: Final = (
 """
 )
 
+# observe(), beyond Perl: the metrics round (see backend/observe.py for what is exact and what
+# is estimated). One read-only REPEATABLE READ transaction, so every figure comes from one
+# snapshot and one NOW(). SET_CONFIG(..., TRUE) is SET LOCAL with a parameter; JIT is off
+# because compiling would cost more than any of these bounded queries.
+OBSERVE_BEGIN: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+OBSERVE_LIMITS: Final = """
+SELECT SET_CONFIG('statement_timeout', %(milliseconds)s::int::text, TRUE) AS statement_timeout,
+  SET_CONFIG('jit', 'off', TRUE) AS jit
+"""
+
+# Every inactive job, once, through the state index: the backlog per (queue, task) and the
+# stats() counts of inactive (unexpired) and delayed jobs, summed by the caller.
+OBSERVE_INACTIVE: Final = """
+SELECT queue, task, COUNT(*) FILTER (WHERE runnable)::bigint AS jobs,
+  EXTRACT(EPOCH FROM NOW() - MIN(delayed) FILTER (WHERE runnable))::float8 AS oldest_age,
+  COUNT(*) FILTER (WHERE unexpired)::bigint AS unexpired,
+  COUNT(*) FILTER (WHERE delayed > NOW())::bigint AS delayed
+FROM (
+  SELECT queue, task, delayed, expires IS NULL OR expires > NOW() AS unexpired,
+    delayed <= NOW() AND (expires IS NULL OR expires > NOW()) AS runnable
+  FROM minion_jobs WHERE state = 'inactive'
+) AS inactive
+GROUP BY queue, task
+ORDER BY queue, task
+"""
+
+# Active jobs exactly; failed and finished jobs counted along the state index up to %(limit)s
+# (the ORDER BY keeps that on the index, which stops at the LIMIT). Failed jobs' end times come
+# along, so their recent counts are exact whenever their total is.
+OBSERVE_JOBS: Final = """
+SELECT active.*, failed.*,
+  (SELECT COUNT(*) FROM (
+    SELECT 1 FROM minion_jobs WHERE state = 'finished'
+    ORDER BY priority DESC, id LIMIT %(limit)s::bigint
+  ) AS sample)::bigint AS finished_sample,
+  (SELECT COUNT(*) FROM minion_locks WHERE expires > NOW())::bigint AS active_locks,
+  (SELECT COUNT(*) FROM minion_workers)::bigint AS workers,
+  (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM minion_jobs_id_seq)::bigint
+    AS enqueued_jobs,
+  EXTRACT(EPOCH FROM NOW() - PG_POSTMASTER_START_TIME())::float8 AS uptime
+FROM (
+  SELECT COUNT(*)::bigint AS active_jobs, COUNT(DISTINCT worker)::bigint AS active_workers,
+    COALESCE(EXTRACT(EPOCH FROM GREATEST(NOW() - MIN(started), INTERVAL '0')), 0)::float8
+      AS oldest_active_age
+  FROM minion_jobs WHERE state = 'active'
+) AS active, (
+  SELECT COUNT(*)::bigint AS failed_sample,
+    COUNT(*) FILTER (WHERE finished > NOW() - INTERVAL '1 hour')::bigint AS failed_1h,
+    COUNT(*) FILTER (WHERE finished > NOW() - INTERVAL '24 hours')::bigint AS failed_24h
+  FROM (
+    SELECT finished FROM minion_jobs WHERE state = 'failed'
+    ORDER BY priority DESC, id LIMIT %(limit)s::bigint
+  ) AS sample
+) AS failed
+"""
+
+# Jobs that ended in the last 24 hours, read backwards along (finished, state) (schema 24; below
+# it this scans the table, as history() does). The edge is the end time of the %(limit)s-th
+# newest, when there are that many: the jobs after it (fewer than %(limit)s) are all counted,
+# those at or before it are left to an estimate (ESTIMATE_ENDED); a window that starts at or
+# after the edge is exact.
+OBSERVE_ENDED: Final = """
+WITH edge AS MATERIALIZED (
+  SELECT (
+    SELECT finished FROM minion_jobs WHERE finished > NOW() - INTERVAL '24 hours'
+    ORDER BY finished DESC OFFSET %(limit)s::bigint - 1 LIMIT 1
+  ) AS at
+)
+SELECT edge.at AS edge, NOW() - INTERVAL '1 hour' AS since_1h,
+  NOW() - INTERVAL '24 hours' AS since_24h,
+  COUNT(*) FILTER (WHERE state = 'finished' AND finished > NOW() - INTERVAL '1 hour')::bigint
+    AS finished_1h,
+  COUNT(*) FILTER (WHERE state = 'failed' AND finished > NOW() - INTERVAL '1 hour')::bigint
+    AS failed_1h,
+  COUNT(*) FILTER (WHERE state = 'finished')::bigint AS finished_24h,
+  COUNT(*) FILTER (WHERE state = 'failed')::bigint AS failed_24h
+FROM edge LEFT JOIN (
+  SELECT finished, state FROM minion_jobs WHERE finished > NOW() - INTERVAL '24 hours'
+  ORDER BY finished DESC LIMIT %(limit)s::bigint
+) AS ended ON edge.at IS NULL OR ended.finished > edge.at
+GROUP BY edge.at
+"""
+
+OBSERVE_SCHEDULES: Final = """
+SELECT COUNT(*) FILTER (WHERE NOT paused)::bigint AS schedules,
+  COUNT(*) FILTER (WHERE paused)::bigint AS inactive_schedules
+FROM minion_schedules
+"""
+
+# Only client sessions count as open transactions: an autovacuum worker's long transaction
+# holds back no cleanup. Without pg_read_all_stats (pg_monitor) a role sees only its own
+# sessions' xact_start.
+OBSERVE_HEALTH: Final = """
+SELECT n_live_tup::bigint AS live_tuples, n_dead_tup::bigint AS dead_tuples,
+  EXTRACT(EPOCH FROM last_autovacuum)::float8 AS last_autovacuum,
+  (SELECT EXTRACT(EPOCH FROM GREATEST(MAX(NOW() - xact_start), INTERVAL '0'))
+    FROM pg_stat_activity
+    WHERE datname = CURRENT_DATABASE() AND pid != PG_BACKEND_PID()
+      AND backend_type = 'client backend')::float8 AS oldest_transaction_age
+FROM pg_stat_user_tables WHERE relid = TO_REGCLASS('minion_jobs')
+"""
+
+# PostgreSQL's own row estimates (run unprepared, so it plans with the values): the frequency
+# of the state from the last ANALYZE times the table's current size, and for ended jobs that
+# times the share of end times in the range, from the histogram of `finished`.
+ESTIMATE_JOBS: Final = """
+EXPLAIN (FORMAT JSON) SELECT 1 FROM minion_jobs WHERE state = %(state)s::minion_state
+"""
+
+ESTIMATE_ENDED: Final = """
+EXPLAIN (FORMAT JSON) SELECT 1 FROM minion_jobs
+WHERE state = %(state)s::minion_state
+  AND finished > %(since)s::timestamptz AND finished <= %(edge)s::timestamptz
+"""
+
 UNLOCK: Final = """
 DELETE FROM minion_locks WHERE id = (
   SELECT id FROM minion_locks WHERE expires > NOW() AND name = %(name)s::text

@@ -6,16 +6,14 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import yaml
+from helpers.daemon import Daemon, free_port
 from helpers.sql import execute
 from helpers.waiting import wait_until
 
@@ -24,62 +22,6 @@ from minion_daemon.backend import PgBackend
 
 TESTS = Path(__file__).resolve().parents[1]
 KILLED = "Job terminated unexpectedly (exit code: 0, signal: 9)"
-
-
-class Daemon:
-    def __init__(self, config: Path, task_path: Path, **environ: str) -> None:
-        environment = dict(os.environ, PYTHONPATH=f"{task_path}:{TESTS}", **environ)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "minion_daemon", "run", "-c", str(config)],
-            env=environment,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        _, errors = self.process.communicate(timeout=timeout)
-        return self.process.returncode, errors
-
-
-@pytest.fixture
-def start(tmp_path: Path, task_path: Path, dsn: str) -> Iterator[Any]:
-    daemons: list[Daemon] = []
-
-    def start_daemon(environ: dict[str, str] | None = None, **sections: Any) -> tuple[Daemon, Path]:
-        settings: dict[str, Any] = {
-            "postgres": {"dsn": dsn},
-            "workers": {
-                "processes": 2,
-                "dequeue_timeout": 1,
-                "command_interval": 1,
-                "heartbeat_interval": 1,
-            },
-            "repair": {"interval": 3600},
-            "shutdown": {"graceful_timeout": 5},
-        }
-        for name, values in sections.items():
-            settings.setdefault(name, {}).update(values)
-        config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-        daemon = Daemon(config, task_path, **(environ or {}))
-        daemons.append(daemon)
-        return daemon, config
-
-    yield start_daemon
-    for daemon in daemons:
-        if daemon.process.returncode is None:
-            daemon.process.kill()
-            daemon.process.communicate()
-
-
-@pytest.fixture
-def minion(dsn: str) -> Iterator[Minion]:
-    minion = Minion(PgBackend(dsn, min_size=0))
-    yield minion
-    minion.close()
 
 
 def _worker_pids(minion: Minion) -> set[int]:
@@ -191,7 +133,7 @@ def test_bad_config_stops_before_forking(
     config, code, message = case
     path = tmp_path / "bad.yaml"
     path.write_text(config if "postgres" in config else f"postgres: {{dsn: '{dsn}'}}\n{config}")
-    daemon = Daemon(path, task_path)
+    daemon = Daemon(path, task_path, f"127.0.0.1:{free_port()}")
     exit_code, errors = daemon.finish()
     assert exit_code == code, errors
     assert message in errors

@@ -1,0 +1,192 @@
+"""``observe``: everything the metrics read from the database, in one bounded round.
+
+Beyond Perl. One pooled connection, one read-only REPEATABLE READ transaction (one snapshot and
+one ``NOW()`` behind every figure), and a statement timeout, so that a slow database fails a
+scrape at once instead of hanging it. Every query is served by an index of Minion's schema and
+its cost does not grow with the finished jobs a busy queue keeps for days:
+
+Exact
+    The backlog per (queue, task), ``inactive_jobs`` and ``delayed_jobs`` (one pass over the
+    inactive jobs); ``active_jobs``, ``active_workers`` and the oldest active job (one pass over
+    the active jobs); workers, locks, schedules, ``enqueued_jobs`` (the id sequence) and the
+    health figures. Inactive and active jobs are few in a healthy queue; a backlog of millions
+    costs a pass over millions of rows, within the timeout or not at all.
+
+Exact up to :data:`EXACT_UP_TO`, estimated above it
+    ``finished_jobs`` and ``failed_jobs``. Counting a state reads an index entry per job, and
+    finished jobs are most of the table (a million cost ~160 ms). The count stops at
+    ``EXACT_UP_TO + 1``; past that, the figure is PostgreSQL's own row estimate (the state's
+    share at the last ANALYZE times the table's current size), and never less than the count.
+
+    The recent counts. The newest ``EXACT_UP_TO + 1`` jobs that ended in the last 24 hours are
+    read backwards along the (finished, state) index, and a window they cover is exact (the
+    hour always is while fewer jobs than that end in an hour). Where a window reaches past the
+    oldest of them, that older part is PostgreSQL's estimate (the share of ``finished`` times in
+    the range, from its histogram, times the state's share). Failed jobs' windows are exact
+    whenever ``failed_jobs`` is, since counting them reads their end times.
+
+Estimates are as fresh as the statistics, which autovacuum renews after about a tenth of
+``minion_jobs`` has changed; the parts counted exactly are always current. Below schema 24
+nothing indexes ``finished``, and the recent counts scan the table, as ``history`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final, LiteralString
+
+import psycopg
+
+from minion_daemon.backend import sql
+from minion_daemon.backend.connections import Connection
+from minion_daemon.backend.executor import Params, PgExecutor
+from minion_daemon.errors import BackendError
+from minion_daemon.model import Backlog, DatabaseHealth, Observation, RecentJobs, Stats
+from minion_daemon.options import INT_MAX, check_seconds
+
+#: Counts up to this are exact; one that goes past it stops there and is estimated instead.
+EXACT_UP_TO: Final = 10_000
+
+
+class ObserveOperations(PgExecutor):
+    """The metrics round of the PostgreSQL backend."""
+
+    def observe(self, timeout: float = 2.0) -> Observation:
+        """Stats, backlog, ages, recent counts, schedules and table health, in one round.
+
+        Which counts are exact and which are estimates: see this module's docstring. A
+        statement still running after ``timeout`` seconds is cancelled and raises
+        :class:`BackendError`; an unreachable database raises ``DatabaseUnavailableError``.
+        """
+        limits = {"milliseconds": _milliseconds(timeout)}
+        schedules = self.has_schedules
+        with self.connection("observe") as conn:
+            started = time.perf_counter()
+            try:
+                with conn.transaction():
+                    conn.execute(sql.OBSERVE_BEGIN)
+                    conn.execute(sql.OBSERVE_LIMITS, limits)
+                    return _observe(conn, schedules, started)
+            except psycopg.errors.QueryCanceled as error:
+                raise BackendError(
+                    f"observe: no answer within the statement timeout of {timeout} s"
+                    f" (or cancelled by an administrator): {error}"
+                ) from error
+
+
+def _milliseconds(timeout: float) -> int:
+    """The statement timeout in milliseconds; 0 would mean none, so it is refused."""
+    seconds = check_seconds("observe: timeout", timeout)
+    if seconds < 0.001:
+        raise ValueError(f"observe: timeout must be at least 0.001 seconds, got {timeout}")
+    return min(round(seconds * 1000), INT_MAX)
+
+
+def _observe(conn: Connection, schedules: bool, started: float) -> Observation:
+    sample = {"limit": EXACT_UP_TO + 1}
+    groups = conn.execute(sql.OBSERVE_INACTIVE, prepare=False).fetchall()
+    jobs = _one(conn, sql.OBSERVE_JOBS, sample)
+    ended = _one(conn, sql.OBSERVE_ENDED, sample)
+    health = _one(conn, sql.OBSERVE_HEALTH)
+    scheduled = _one(conn, sql.OBSERVE_SCHEDULES) if schedules else None
+    stats = _stats(conn, groups, jobs, scheduled)
+    recent = _recent(conn, jobs, ended)
+    return {
+        "stats": stats,
+        "backlog": [_backlog(group) for group in groups if group["jobs"] > 0],
+        "oldest_active_age": jobs["oldest_active_age"],
+        "recent": recent,
+        "schedules": None if scheduled is None else _all_schedules(scheduled),
+        "health": _health(health),
+        "duration": time.perf_counter() - started,
+    }
+
+
+def _one(conn: Connection, query: LiteralString, params: Params | None = None) -> dict[str, Any]:
+    # Unprepared: PostgreSQL plans with the actual LIMIT and estimates with the actual values,
+    # once per round, never with a generic plan.
+    row = conn.execute(query, params, prepare=False).fetchone()
+    assert row is not None, "every observe statement returns one row"
+    return row
+
+
+def _stats(
+    conn: Connection,
+    groups: list[dict[str, Any]],
+    jobs: dict[str, Any],
+    scheduled: dict[str, Any] | None,
+) -> Stats:
+    stats: Stats = {
+        "active_jobs": jobs["active_jobs"],
+        "active_locks": jobs["active_locks"],
+        "active_workers": jobs["active_workers"],
+        "delayed_jobs": sum(group["delayed"] for group in groups),
+        "enqueued_jobs": jobs["enqueued_jobs"],
+        "failed_jobs": _count(conn, "failed", jobs["failed_sample"]),
+        "finished_jobs": _count(conn, "finished", jobs["finished_sample"]),
+        "inactive_jobs": sum(group["unexpired"] for group in groups),
+        "inactive_workers": jobs["workers"] - jobs["active_workers"],
+        "uptime": jobs["uptime"],
+        "workers": jobs["workers"],
+    }
+    if scheduled is not None:
+        stats["schedules"] = scheduled["schedules"]
+        stats["inactive_schedules"] = scheduled["inactive_schedules"]
+    return stats
+
+
+def _count(conn: Connection, state: str, counted: int) -> int:
+    """The jobs in ``state``: the count if it stopped short of the limit, else an estimate."""
+    if counted <= EXACT_UP_TO:
+        return counted
+    return max(_estimate(conn, sql.ESTIMATE_JOBS, {"state": state}), counted)
+
+
+def _recent(conn: Connection, jobs: dict[str, Any], ended: dict[str, Any]) -> RecentJobs:
+    # Counting failed jobs read their end times; when it stopped short, those are all of them.
+    failed_exact = jobs["failed_sample"] <= EXACT_UP_TO
+
+    def count(state: str, window: str) -> int:
+        if state == "failed" and failed_exact:
+            return int(jobs[f"failed_{window}"])
+        counted = int(ended[f"{state}_{window}"])
+        since, edge = ended[f"since_{window}"], ended["edge"]
+        if edge is None or edge <= since:
+            return counted
+        older = {"state": state, "since": since, "edge": edge}
+        return counted + _estimate(conn, sql.ESTIMATE_ENDED, older)
+
+    return {
+        "finished_1h": count("finished", "1h"),
+        "failed_1h": count("failed", "1h"),
+        "finished_24h": count("finished", "24h"),
+        "failed_24h": count("failed", "24h"),
+    }
+
+
+def _estimate(conn: Connection, explain: LiteralString, params: Params) -> int:
+    """The planner's row estimate for an ``EXPLAIN (FORMAT JSON)`` statement."""
+    plan = _one(conn, explain, params)["QUERY PLAN"][0]["Plan"]
+    return round(float(plan["Plan Rows"]))
+
+
+def _all_schedules(scheduled: dict[str, Any]) -> int:
+    return int(scheduled["schedules"] + scheduled["inactive_schedules"])
+
+
+def _backlog(group: dict[str, Any]) -> Backlog:
+    return {
+        "queue": group["queue"],
+        "task": group["task"],
+        "jobs": group["jobs"],
+        "oldest_age": group["oldest_age"],
+    }
+
+
+def _health(row: dict[str, Any]) -> DatabaseHealth:
+    return {
+        "live_tuples": row["live_tuples"],
+        "dead_tuples": row["dead_tuples"],
+        "last_autovacuum": row["last_autovacuum"],
+        "oldest_transaction_age": row["oldest_transaction_age"],
+    }

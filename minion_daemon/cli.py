@@ -16,6 +16,7 @@ import yaml
 
 from minion_daemon import __version__, logs
 from minion_daemon.backend import PgBackend
+from minion_daemon.cli_jobs import add_commands as add_job_commands
 from minion_daemon.config import (
     DSN_ENVIRONMENT_VARIABLE,
     Config,
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check_config)
+    add_job_commands(commands, _add_connection_options, _config, resolve_dsn)
     return parser
 
 
@@ -97,6 +99,7 @@ def _add_worker_parser(commands: Any) -> None:
         " entry points. INT/TERM stop it after running jobs end; QUIT kills them.",
     )
     option = worker.add_argument
+    option("--batch", type=int, metavar="N", help="inline jobs per claim (batched mode), default 1")
     option("-C", "--command-interval", type=float, metavar="SECONDS", help="default 10")
     option("-D", "--dequeue-timeout", type=float, metavar="SECONDS", help="default 5")
     option("--dispatch-interval", type=float, metavar="SECONDS", help="default 30, 0 disables")
@@ -129,6 +132,7 @@ _STATUS_OPTIONS: Final = (
     "repair_interval",
     "spare",
     "spare_min_priority",
+    "batch",
 )
 
 

@@ -185,6 +185,9 @@ class WorkersConfig:
     tasks: dict[str, TaskSettings] = _setting(  # noqa: RUF009 - a default_factory, as above
         {}, "per-task mode (fork|inline) and timeout", task_settings
     )
+    batch: int = _setting(
+        1, "inline jobs claimed per statement (1: Minion's one job per claim)", integer(1, 1000)
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ import os
 import signal
 import time
 import traceback
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from minion_daemon import proc
@@ -172,12 +173,30 @@ class Job(EventEmitter):
             return describe_error(error)
         return None
 
-    def record(self, error: str | None) -> None:
-        """Store what :meth:`execute` produced, unless the task already did."""
+    def record(self, error: str | None, *, finish_null: bool = True) -> None:
+        """Store what :meth:`execute` produced, unless the task already recorded its job.
+
+        A task that returned ``None`` finishes its job with a null result here, unless
+        ``finish_null`` is false: a job process leaves that to its worker, whose ``finish``
+        after the clean exit records it, as in Perl (and emits ``finished`` there).
+        """
         if error is not None:
             self.fail(error)
-        elif self.result is not None and self.outcome is None:
+        elif self.outcome is None and (self.result is not None or finish_null):
             self.finish(self.result)
+
+    @staticmethod
+    def finish_all(jobs: Sequence[Job]) -> None:
+        r"""Record the successes of ``jobs`` (each :meth:`execute`\ d without error) in one
+        statement: batched mode's one commit for many jobs."""
+        if not jobs:
+            return
+        backend = jobs[0].minion.backend
+        recorded = backend.finish_jobs([(job.id, job.retries, job.result) for job in jobs])
+        for job in jobs:
+            if job.id in recorded:
+                job.outcome = "finished"
+                job.emit("finished", job.result)
 
     def start(self) -> Job:
         """Fork the job process; the parent writes the ``minion_pid`` note (Minion 12)."""
@@ -235,7 +254,7 @@ class Job(EventEmitter):
         pause = 0.5
         while True:
             try:
-                self.record(error)
+                self.record(error, finish_null=False)
             except DatabaseUnavailableError:
                 if time.monotonic() + pause > deadline:
                     raise

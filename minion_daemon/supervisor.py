@@ -511,6 +511,7 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
         jobs=workers.jobs,
         spare=workers.spare,
         spare_min_priority=workers.spare_min_priority,
+        batch=workers.batch,
         queues=list(workers.queues),
         limits=dict(workers.limits),
         dequeue_timeout=workers.dequeue_timeout,

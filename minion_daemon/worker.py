@@ -22,11 +22,11 @@ from minion_daemon import logs, proc
 from minion_daemon.commands import parse_kill, parse_stop, whole_number
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
+from minion_daemon.job import Job
 
 if TYPE_CHECKING:
-    from minion_daemon.job import Job
     from minion_daemon.minion import Minion
-    from minion_daemon.model import WorkerInfo
+    from minion_daemon.model import DequeuedJob, WorkerInfo
 
 log = logs.get_logger("minion_daemon.worker")
 
@@ -43,6 +43,7 @@ DEFAULT_STATUS: Final[Mapping[str, Any]] = {
     "spare": 1,
     "spare_min_priority": 1,
     "type": "Python",
+    "batch": 1,
 }
 
 #: Seconds between TERM and KILL for a job that ran past its timeout.
@@ -169,8 +170,19 @@ class Worker(EventEmitter):
         if "tasks" not in options:
             options["tasks"] = sorted(self.minion.tasks.names())
         claimed = self.minion.backend.dequeue(self.id, wait, options, wakeup=self._wakeup)
-        if claimed is None:
-            return None
+        return None if claimed is None else self._job_for(claimed)
+
+    def dequeue_many(self, wait: float, limit: int, **options: Any) -> list[Job]:
+        """Batched mode's claim: up to ``limit`` jobs in one statement, best first."""
+        if self.id is None:
+            return []
+        if "tasks" not in options:
+            options["tasks"] = sorted(self.minion.tasks.names())
+        backend = self.minion.backend
+        claimed = backend.dequeue_many(self.id, wait, limit, options, wakeup=self._wakeup)
+        return [self._job_for(job) for job in claimed]
+
+    def _job_for(self, claimed: DequeuedJob) -> Job:
         job_class = self.minion.class_for_task(claimed["task"])
         job = job_class(
             self.minion,
@@ -260,9 +272,45 @@ class Worker(EventEmitter):
             return
         self.emit("wait")
         wait = min(status["dequeue_timeout"], self._next_timeout())
+        batch = int(status["batch"])
+        batched = [task for task in tasks if batch > 1 and self._is_inline(task)]
+        if batched:
+            others = [task for task in tasks if task not in batched]
+            # The wait belongs to the per-job claim when there is one: it also watches for
+            # jobs of the batched tasks, which the next pass then claims.
+            jobs = self.dequeue_many(0 if others else wait, batch, tasks=batched, **options)
+            if jobs or not others:
+                self._run_batch(jobs)
+                return
+            tasks = others
         job = self.dequeue(wait, tasks=tasks, **options)
         if job is not None:
             self._launch(job)
+
+    def _is_inline(self, task: str) -> bool:
+        spec = self.minion.tasks.get(task)
+        return spec is not None and spec.mode == "inline"
+
+    def _run_batch(self, jobs: list[Job]) -> None:
+        """Batched mode: run the claimed inline jobs one after another, then record their
+        successes in one statement. A failure is recorded at once, on its own: it may retry,
+        and it is rare. Until the batch is recorded, its jobs stay active; if the worker dies
+        meanwhile, repair fails them and they run again, as any job of a dead worker does."""
+        succeeded: list[tuple[Job, float]] = []
+        for job in jobs:
+            with logs.bound(**_job_fields(job)):
+                log.info("job.started", mode="batch", latency=job.latency)
+                started = time.monotonic()
+                error = job.execute()
+                duration = time.monotonic() - started
+                if error is not None or job.outcome is not None:
+                    job.record(error)
+                    self._ended(job, duration)
+                else:
+                    succeeded.append((job, duration))
+        Job.finish_all([job for job, _ in succeeded])
+        for job, duration in succeeded:
+            self._ended(job, duration)
 
     def _launch(self, job: Job) -> None:
         spec = self.minion.tasks.get(job.task)

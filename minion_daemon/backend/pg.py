@@ -14,7 +14,7 @@ import os
 import select
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import psycopg
 from psycopg.rows import dict_row
@@ -71,6 +71,8 @@ _LOCK_FILTERS = frozenset(("names",))
 
 #: The result repair stores for an active job whose worker is gone; Perl writes the same text.
 WORKER_WENT_AWAY = "Worker went away"
+#: The most jobs one batched claim may take.
+MAX_BATCH: Final = 1000
 
 
 def default_backoff(retries: int) -> float:
@@ -153,30 +155,55 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         the wait also ends, without a second claim, as soon as the file descriptor ``wakeup``
         is readable (a worker's signal pipe: a stop, or a job process that ended).
         """
-        worker = check_id("dequeue: worker_id", worker_id)
-        seconds, opts = parse_dequeue("dequeue", wait, options)
+        jobs = self._dequeue("dequeue", worker_id, wait, options, limit=1, wakeup=wakeup)
+        return jobs[0] if jobs else None
+
+    def dequeue_many(
+        self,
+        worker_id: int,
+        wait: float,
+        limit: int,
+        options: Options = None,
+        *,
+        wakeup: int | None = None,
+    ) -> list[DequeuedJob]:
+        """:meth:`dequeue` for batched mode: claim up to ``limit`` jobs in one statement, best
+        first; an empty list when none came within ``wait``."""
+        limit = check_int("dequeue_many: limit", limit, 1, MAX_BATCH)
+        return self._dequeue("dequeue_many", worker_id, wait, options, limit=limit, wakeup=wakeup)
+
+    def _dequeue(
+        self,
+        op: str,
+        worker_id: int,
+        wait: float,
+        options: Options,
+        *,
+        limit: int,
+        wakeup: int | None,
+    ) -> list[DequeuedJob]:
+        worker = check_id(f"{op}: worker_id", worker_id)
+        seconds, opts = parse_dequeue(op, wait, options)
         params = {
             "worker": worker,
             "id": opts.id,
             "min_priority": opts.min_priority,
             "queues": list(opts.queues),
             "tasks": None if opts.tasks is None else list(opts.tasks),
+            "limit": limit,
         }
         if os.getpid() != self._pid:
             self.forget_inherited()
         # Listening before the first claim means a job committed between the claim and the
         # wait still wakes us (Perl listens after the claim and can sleep through one).
         listening = seconds > 0 and self._listen()
-        job = self._claim(params)
-        if job is not None or seconds <= 0:
-            return job
+        statement = sql.DEQUEUE if limit == 1 else sql.DEQUEUE_MANY
+        jobs = cast("list[DequeuedJob]", self.rows(op, statement, params))
+        if jobs or seconds <= 0:
+            return jobs
         if self._wait_for_notification(seconds, listening, wakeup):
-            return None
-        return self._claim(params)
-
-    def _claim(self, params: Mapping[str, object]) -> DequeuedJob | None:
-        rows = self.rows("dequeue", sql.DEQUEUE, params)
-        return cast("DequeuedJob", rows[0]) if rows else None
+            return []
+        return cast("list[DequeuedJob]", self.rows(op, statement, params))
 
     def _listen(self) -> bool:
         """Make sure the dedicated connection LISTENs, and forget what it heard so far."""
@@ -289,6 +316,18 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         """Mark an active job finished with ``result``; false if (id, retries) is not active."""
         params = _result_params("finish_job", "finished", job_id, retries, result)
         return self.rowcount("finish_job", sql.UPDATE_RESULT, params) > 0
+
+    def finish_jobs(self, results: Sequence[tuple[int, int, Any]]) -> set[int]:
+        """Record several successes, ``(id, retries, result)`` each, in one statement and one
+        commit (batched mode); the ids recorded (a stale holder's are left alone)."""
+        if not results:
+            return set()
+        recorded = []
+        for job_id, retries, result in results:
+            params = _result_params("finish_jobs", "finished", job_id, retries, result)
+            recorded.append({"id": params["id"], "retries": params["retries"], "result": result})
+        rows = self.rows("finish_jobs", sql.FINISH_MANY, {"results": Jsonb(recorded)})
+        return {row["id"] for row in rows}
 
     def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool:
         """Mark an active job failed with ``result``, retrying it after ``backoff`` if attempts

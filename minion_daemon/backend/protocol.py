@@ -49,6 +49,18 @@ class Backend(Protocol):
         self, worker_id: int, wait: float, options: Options = None, *, wakeup: int | None = None
     ) -> DequeuedJob | None: ...
 
+    def dequeue_many(
+        self,
+        worker_id: int,
+        wait: float,
+        limit: int,
+        options: Options = None,
+        *,
+        wakeup: int | None = None,
+    ) -> list[DequeuedJob]: ...
+
+    def finish_jobs(self, results: Sequence[tuple[int, int, Any]]) -> set[int]: ...
+
     def forget_inherited(self) -> None: ...
 
     def enqueue(

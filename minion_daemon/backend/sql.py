@@ -20,9 +20,7 @@ WHERE (%(ids)s::bigint[] = '{}' OR id = ANY(%(ids)s::bigint[]))
 # wait on each other) and mark it active in the same statement. Parents block while they are
 # active, inactive and unexpired, or failed (unless the job is lax); parents that were removed,
 # finished, or expired while inactive count as done.
-DEQUEUE: Final = """
-UPDATE minion_jobs SET started = NOW(), state = 'active', worker = %(worker)s::bigint
-WHERE id = (
+_RUNNABLE_CANDIDATES = """
   SELECT id FROM minion_jobs AS j
   WHERE state = 'inactive' AND delayed <= NOW() AND (expires IS NULL OR expires > NOW())
     AND id = COALESCE(%(id)s::bigint, id)
@@ -38,11 +36,28 @@ WHERE id = (
       )
     ))
   ORDER BY priority DESC, id
-  LIMIT 1
+"""
+_CLAIM = "UPDATE minion_jobs SET started = NOW(), state = 'active', worker = %(worker)s::bigint"
+_CLAIMED = """RETURNING id, args, retries, task, queue,
+  GREATEST(EXTRACT(EPOCH FROM started - delayed), 0)::float8 AS latency"""
+DEQUEUE: Final = f"""
+{_CLAIM}
+WHERE id = ({_RUNNABLE_CANDIDATES}  LIMIT 1
   FOR UPDATE SKIP LOCKED
 )
-RETURNING id, args, retries, task, queue,
-  GREATEST(EXTRACT(EPOCH FROM started - delayed), 0)::float8 AS latency
+{_CLAIMED}
+"""
+
+# Batched mode: up to %(limit)s of the best candidates in one statement, handed out best first.
+DEQUEUE_MANY: Final = f"""
+WITH claimed AS (
+{_CLAIM}
+WHERE id = ANY(ARRAY({_RUNNABLE_CANDIDATES}  LIMIT %(limit)s::int
+  FOR UPDATE SKIP LOCKED
+))
+{_CLAIMED}, priority
+)
+SELECT id, args, retries, task, queue, latency FROM claimed ORDER BY priority DESC, id
 """
 
 LISTEN: Final = 'LISTEN "minion.job"'
@@ -82,6 +97,14 @@ UPDATE_RESULT: Final = """
 UPDATE minion_jobs SET finished = NOW(), result = %(result)s::jsonb, state = %(state)s::minion_state
 WHERE id = %(id)s::bigint AND retries = %(retries)s::int AND state = 'active'
 RETURNING attempts
+"""
+
+# Batched mode's successes, one statement and one commit for many, fenced like UPDATE_RESULT.
+FINISH_MANY: Final = """
+UPDATE minion_jobs AS j SET finished = NOW(), result = r.result, state = 'finished'
+FROM jsonb_to_recordset(%(results)s::jsonb) AS r(id bigint, retries int, result jsonb)
+WHERE j.id = r.id AND j.retries = r.retries AND j.state = 'active'
+RETURNING j.id
 """
 
 HISTORY: Final = """

@@ -40,7 +40,12 @@ def on_signals(job: Any, seconds: float) -> None:
     time.sleep(seconds)
 
 
+def noop(job: Any) -> None:
+    """Returns nothing: its job finishes with a null result."""
+
+
 TASKS = {
+    "noop": noop,
     "add": add,
     "sleep": sleep,
     "record_pid": record_pid,

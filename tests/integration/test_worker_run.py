@@ -227,6 +227,7 @@ def test_113_116_worker_performs_a_job_shows_the_default_status_and_stops_on_int
     assert 10800 <= status.pop("repair_interval") <= 21600
     assert status.pop("performed") in (0, 1)
     assert status == {
+        "batch": 1,
         "command_interval": 10,
         "dequeue_timeout": 5,
         "dispatch_interval": 30,
@@ -580,3 +581,53 @@ def test_a_job_whose_pid_note_fails_is_still_tracked_by_its_worker(
         for line in runs.read_text().split() if runs.exists() else []:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(line), signal.SIGKILL)
+
+
+# Batched mode and inline tasks
+
+
+def test_an_inline_task_that_returns_nothing_finishes_its_job(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    start_worker(inline=["noop"], dequeue_timeout=1)
+    job_id = minion.enqueue("noop")
+    assert wait_for_state(minion, job_id, "finished")["result"] is None
+
+
+def test_batched_mode_claims_many_inline_jobs_and_records_every_outcome(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = [minion.enqueue("add", [n, 1], priority=n % 3) for n in range(25)]
+    nothing = minion.enqueue("noop")
+    failing = minion.enqueue("add", ["no", "numbers", "here"], attempts=2)
+    forked = minion.enqueue("record_pid")
+    worker = start_worker(inline=["add", "noop"], batch=10, dequeue_timeout=1, heartbeat_interval=1)
+    for n, job_id in enumerate(ids):
+        assert wait_for_state(minion, job_id, "finished")["result"] == {"added": n + 1}
+    assert wait_for_state(minion, nothing, "finished")["result"] is None
+    retried = wait_until(lambda: job_info(minion, failing)["retries"] == 1, 15, "the retry")
+    assert retried
+    assert "TypeError" in job_info(minion, failing)["result"]
+    assert wait_for_state(minion, forked, "finished")["result"] != worker.pid
+    wait_for_status(minion, worker, "performed", 28)
+    assert worker_info(minion, worker.id)["status"]["batch"] == 10
+
+
+def test_dequeue_many_claims_the_best_jobs_first_and_finish_jobs_fences_stale_holders(
+    minion: Minion,
+) -> None:
+    backend = minion.backend
+    low = [backend.enqueue("add", [1, 1]) for _ in range(3)]
+    high = backend.enqueue("add", [2, 2], {"priority": 5})
+    worker = backend.register_worker(None, {})
+    claimed = backend.dequeue_many(worker, 0, 3, {"tasks": ["add"]})
+    assert [job["id"] for job in claimed] == [high, low[0], low[1]]
+    assert backend.dequeue_many(worker, 0, 3, {"tasks": ["other"]}) == []
+    results = [(job["id"], job["retries"], {"n": job["id"]}) for job in claimed]
+    stale = (low[2], 7, "never")
+    assert backend.finish_jobs([*results, stale]) == {high, low[0], low[1]}
+    assert job_info(minion, high)["result"] == {"n": high}
+    assert job_info(minion, low[2])["state"] == "inactive"
+    assert backend.finish_jobs(results) == set(), "finished jobs are not active any more"
+    with pytest.raises(ValueError, match="dequeue_many: limit"):
+        backend.dequeue_many(worker, 0, 0)

@@ -22,14 +22,19 @@ process that exits non-zero or dies by a signal fails it with ``Job terminated u
 (exit code: N, signal: M)``. Every change is fenced by ``retries``, so a stale handle changes
 nothing.
 
-A job process tells its worker what it recorded through a pipe (:attr:`Job.outcome`), so the
-worker can log and count outcomes, and skips Perl's extra ``finish`` after every clean exit:
-one statement fewer per job.
+A job process talks to its worker through a pipe. Usually it hands over what the task
+produced (its result or its error), and the worker records it with a connection it already
+has: the job process then never connects to the database, which saves a connection setup per
+job. A result too large for the pipe's buffer, or a job the task recorded itself, is recorded
+by the job process, which then tells the worker the outcome (:attr:`Job.outcome`). Either way
+the worker knows how each job ended, for its logs and metrics, and Perl's extra ``finish``
+after every clean exit is skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -40,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 from minion_daemon import proc
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
+from minion_daemon.options import check_json
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
@@ -50,6 +56,9 @@ if TYPE_CHECKING:
 RECORD_PATIENCE: Final = 120.0
 #: Longest failure summary a job process sends its worker (the job's result holds it all).
 SUMMARY_BYTES: Final = 1000
+#: The largest message a job process hands its worker: within the 64 KiB a Linux pipe holds,
+#: so the one write into the fresh pipe never blocks, whenever the worker gets to read it.
+HANDOVER_BYTES: Final = 60_000
 
 
 def describe_error(error: BaseException) -> str:
@@ -98,6 +107,8 @@ class Job(EventEmitter):
         #: The first line of the recorded failure, for logs.
         self.failure: str | None = None
         self._outcome_pipe: int | None = None
+        #: What the job process handed over for the worker to record: ("result" | "error", value).
+        self._handed: tuple[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.task!r} retries={self.retries}>"
@@ -220,29 +231,53 @@ class Job(EventEmitter):
         except SystemExit as leaving:
             # A task that calls sys.exit(n) means exit code n, as exit(n) does in Perl.
             return leaving.code if isinstance(leaving.code, int) else proc.EXIT_CRASHED
-        self._record_patiently(error)
-        if self.outcome is not None:
-            report = f"{self.outcome}\n{self.failure or ''}".encode(errors="replace")
+        handover = self._handover(error)
+        if handover is None:
+            self._record_patiently(error)
+            if self.outcome is not None:
+                handover = f"{self.outcome}\n{self.failure or ''}".encode(errors="replace")
+                handover = handover[:SUMMARY_BYTES]
+        if handover:
             with contextlib.suppress(OSError):  # a worker gone cannot listen anyway
-                os.write(write, report[:SUMMARY_BYTES])
+                os.write(write, handover)
         self.emit("cleanup")
         return 0
 
+    def _handover(self, error: str | None) -> bytes | None:
+        """The message that lets the worker record this job; ``None`` when the job process
+        must record it itself (the task already did, or the value does not fit the pipe or
+        cannot be stored, which recording then reports as it always does)."""
+        if self.outcome is not None:
+            return None
+        if error is None and self.result is None:
+            return b""  # the worker's finish after the clean exit records the null result
+        kind, value = ("error", error) if error is not None else ("result", self.result)
+        try:
+            check_json(f"job {self.id}: {kind}", value)
+            message = f"{kind}\n{json.dumps(value)}".encode()
+        except (TypeError, ValueError):
+            return None
+        return message if len(message) <= HANDOVER_BYTES else None
+
     def _read_outcome(self) -> None:
-        """Take what the ended job process recorded; nothing if it died before recording."""
+        """Take what the ended job process handed over or recorded; nothing if it died first."""
         if self._outcome_pipe is None:
             return
+        chunks = []
         try:
-            report = os.read(self._outcome_pipe, SUMMARY_BYTES)
+            while chunk := os.read(self._outcome_pipe, HANDOVER_BYTES):
+                chunks.append(chunk)
         except BlockingIOError:
-            report = b""
+            pass  # a descendant of the job process still holds the pipe open
         finally:
             os.close(self._outcome_pipe)
             self._outcome_pipe = None
-        outcome, _, failure = report.decode(errors="replace").partition("\n")
-        if outcome in ("finished", "failed", "retried"):
-            self.outcome = outcome
-            self.failure = failure or None
+        kind, _, rest = b"".join(chunks).partition(b"\n")
+        if kind in (b"result", b"error"):
+            self._handed = (kind.decode(), json.loads(rest))
+        elif kind in (b"finished", b"failed", b"retried"):
+            self.outcome = kind.decode()
+            self.failure = rest.decode(errors="replace") or None
 
     def _record_patiently(self, error: str | None) -> None:
         """Record the outcome, waiting out a database outage of up to :data:`RECORD_PATIENCE`.
@@ -294,6 +329,14 @@ class Job(EventEmitter):
         """Record how the reaped job process ended (finish, or fail with the reason)."""
         reason = self.exit_reason
         assert reason is not None, "record_exit() before the job process was reaped"
+        if self._handed is not None:
+            # The task completed before whatever ended its process; that outcome stands, as
+            # it would had the job process recorded it itself.
+            kind, value = self._handed
+            recorded = self.finish(value) if kind == "result" else self.fail(value)
+            self._handed = None
+            if recorded:
+                return
         if self.timed_out_after is not None:
             self.fail(f"Job timed out after {self.timed_out_after:g} seconds")
         elif not reason.clean:

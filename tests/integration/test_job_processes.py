@@ -456,3 +456,61 @@ def test_108_custom_commands_unknown_ones_and_failing_ones(
     assert info is not None
     assert info["status"]["greeted"] is True, "a command that ran registers the status at once"
     worker.unregister()
+
+
+# The hand-over: a job process passes its task's result or error to its worker through a
+# pipe, and the worker records it; what does not fit, the job process records itself.
+
+
+def _returns(size: int) -> Any:
+    def task(job: Job) -> dict[str, Any]:
+        return {"pid": os.getpid(), "padding": "x" * size}
+
+    return task
+
+
+@pytest.mark.parametrize("size", [10, 200_000], ids=["handed-over", "recorded-by-the-child"])
+def test_a_returned_result_is_recorded_whatever_its_size(minion: Minion, size: int) -> None:
+    minion.add_task("returns", _returns(size))
+    job_id = minion.enqueue("returns")
+    job = _dequeue_one(minion)
+    finished: list[Any] = []
+    job.on("finished", lambda _, result: finished.append(result))
+    job.perform()
+    state, result = _state(minion, job_id)
+    assert (state, result["pid"], len(result["padding"])) == ("finished", job.pid, size)
+    assert job.outcome == "finished"
+    # Emitted by the process whose finish succeeded: the worker's, when it was handed over.
+    assert finished == ([result] if size < 60_000 else [])
+
+
+def _divides_by_zero(job: Job) -> None:
+    print(1 / 0)
+
+
+def _raises_large(job: Job) -> None:
+    raise RuntimeError("y" * 100_000)
+
+
+@pytest.mark.parametrize(
+    ("task", "start"),
+    [(_divides_by_zero, "ZeroDivisionError"), (_raises_large, "RuntimeError: yyy")],
+    ids=["handed-over", "recorded-by-the-child"],
+)
+def test_an_error_is_recorded_whatever_its_size(minion: Minion, task: Any, start: str) -> None:
+    minion.add_task("raises", task)
+    job_id = minion.enqueue("raises")
+    job = _dequeue_one(minion)
+    job.perform()
+    state, result = _state(minion, job_id)
+    assert (state, result.startswith(start), job.outcome) == ("failed", True, "failed")
+
+
+def test_a_result_that_cannot_be_stored_fails_the_job_as_before(minion: Minion) -> None:
+    minion.add_task("nan", lambda job: float("nan"))
+    job_id = minion.enqueue("nan")
+    _dequeue_one(minion).perform()
+    assert _state(minion, job_id) == (
+        "failed",
+        "Job terminated unexpectedly (exit code: 1, signal: 0)",
+    )

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from minion_daemon.backend import sql
-from minion_daemon.backend.connections import Connection, ConnectionSettings
+from minion_daemon.backend.connections import Connection, ConnectionSettings, disown
 from minion_daemon.backend.executor import INHERITED, PgExecutor, translate_errors
 from minion_daemon.backend.observe import ObserveOperations
 from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
@@ -116,6 +116,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
     def forget_inherited(self) -> None:
         """After fork: the LISTEN connection is the parent's too; keep it, never use it."""
         if self._listener is not None:
+            disown(self._listener)
             INHERITED.append(self._listener)
             self._listener = None
         super().forget_inherited()
@@ -206,20 +207,31 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         return cast("list[DequeuedJob]", self.rows(op, statement, params))
 
     def _listen(self) -> bool:
-        """Make sure the dedicated connection LISTENs, and forget what it heard so far."""
-        try:
-            if self._listener is None or self._listener.closed:
-                self._listener = self.settings.connect()
-                self._listener.execute(sql.LISTEN)
-            for _ in self._listener.notifies(timeout=0):
-                pass
-        except psycopg.Error as error:
-            log.warning(
-                "dequeue.listen_failed", extra={"error": str(error), "consequence": "polling"}
-            )
-            self._drop_listener()
-            return False
-        return True
+        """Make sure the dedicated connection LISTENs, and forget what it heard so far.
+
+        A connection found dead here (terminated while we were not waiting on it) is replaced
+        at once; only when a fresh one fails too does the wait fall back to polling.
+        """
+        for fresh in (self._listener is None or self._listener.closed, True):
+            try:
+                if fresh:
+                    self._drop_listener()
+                    self._listener = self.settings.connect()
+                    self._listener.execute(sql.LISTEN)
+                assert self._listener is not None
+                for _ in self._listener.notifies(timeout=0):
+                    pass
+            except psycopg.Error as error:
+                if fresh:
+                    log.warning(
+                        "dequeue.listen_failed",
+                        extra={"error": str(error), "consequence": "polling"},
+                    )
+                    self._drop_listener()
+                    return False
+            else:
+                return True
+        return False
 
     def _wait_for_notification(self, seconds: float, listening: bool, wakeup: int | None) -> bool:
         """Wait for a notification, the wakeup descriptor or the timeout; true when woken.

@@ -1,4 +1,4 @@
-"""The real daemon as a subprocess, for the end-to-end tests."""
+"""The real daemon as a subprocess, for the end-to-end and fault tests."""
 
 from __future__ import annotations
 
@@ -18,20 +18,41 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, config: Path, task_path: Path, metrics: str, **environ: str) -> None:
+    """``minion-daemon run -c CONFIG``; its stderr goes to a pipe, or to ``log`` when given
+    (a long run logs more than a pipe holds, and a full pipe would stall the daemon)."""
+
+    def __init__(
+        self,
+        config: Path,
+        task_path: Path,
+        metrics: str | None,
+        *,
+        log: Path | None = None,
+        **environ: str,
+    ) -> None:
         environment = dict(os.environ, PYTHONPATH=f"{task_path}:{TESTS}", **environ)
         #: Where its metrics server listens, as a URL prefix.
         self.url = f"http://{metrics}"
+        self.log = log
+        handle = None if log is None else log.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "minion_daemon", "run", "-c", str(config)],
             env=environment,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if handle is None else handle,
             text=True,
         )
+        if handle is not None:
+            handle.close()  # the child holds its own copy
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
     def finish(self, timeout: float = 60) -> tuple[int, str]:
         _, errors = self.process.communicate(timeout=timeout)
+        if self.log is not None:
+            errors = self.log.read_text(encoding="utf-8")
         return self.process.returncode, errors

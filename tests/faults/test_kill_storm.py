@@ -1,0 +1,144 @@
+"""Kill storm: SIGKILL for worker and job processes every ~200 ms while thousands of jobs run.
+
+The real daemon (2 worker processes x 4 jobs, fork mode) works through TOTAL jobs of
+``record_run`` with ATTEMPTS attempts while the test kills one of its processes every
+KILL_EVERY seconds: every WORKER_TURN-th kill a worker process (its job processes die with
+it, and repair, with a short ``missing_after``, fails and retries their jobs), the others a
+job process (its worker records the failure and retries the job). At the end:
+
+- nothing is lost: every job is finished, or failed with the reason of a kill;
+- nothing is recorded twice: a finished job was recorded finished exactly once (the
+  ``finishes`` trigger), with the token of the run of its final ``retries``, and no attempt,
+  ``(job, retries)``, ran twice;
+- no job ran more than ATTEMPTS times: ``retries + attempts`` still adds up to ATTEMPTS
+  (Minion lowers ``attempts`` by one on each automatic retry).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from helpers.daemon import Daemon
+from helpers.fault_tasks import double_finishes, hasten_retries, instrument, violations
+from helpers.processes import children, signal_child
+from helpers.sql import execute
+from helpers.waiting import wait_until
+
+from minion_daemon.backend import PgBackend
+
+#: Jobs of the storm: 5,000 take about 135 s on 2 busy cores (~37 jobs/s), too long for the
+#: fault suite's budget of 3 minutes; set MINION_DAEMON_STORM_JOBS=5000 for the full storm.
+TOTAL = int(os.environ.get("MINION_DAEMON_STORM_JOBS", "2000"))
+ATTEMPTS = 3
+#: Seconds each run sleeps after writing its row: short jobs, but long enough to be hit.
+RUN_SECONDS = 0.005
+KILL_EVERY = 0.2
+#: Every WORKER_TURN-th kill is a worker process's, the others a job process's.
+WORKER_TURN = 5
+#: A worker is killed only once it ran this long: one killed before the supervisor heard it
+#: boot would count towards the crash-loop limit, which stops the daemon on purpose.
+WORKER_MIN_AGE = 1.5
+#: Seconds the whole storm may take before the test gives up: 20 jobs/s, and a minute more.
+LIMIT = 60.0 + TOTAL / 20
+
+KILL_REASONS = ("Worker went away", "Job terminated unexpectedly (exit code: 0, signal: 9)")
+
+
+class Storm:
+    """Kills a random process of the daemon on every :meth:`strike`."""
+
+    def __init__(self, supervisor: int, seed: int) -> None:
+        self.supervisor = supervisor
+        self.random = random.Random(seed)
+        self.first_seen: dict[int, float] = {}
+        self.kills: Counter[str] = Counter()
+        self.turn = 0
+
+    def strike(self) -> None:
+        now = time.monotonic()
+        workers = children(self.supervisor)
+        for pid in workers:
+            self.first_seen.setdefault(pid, now)
+        self.turn += 1
+        if self.turn % WORKER_TURN == 0:
+            aged = [pid for pid in workers if now - self.first_seen[pid] >= WORKER_MIN_AGE]
+            targets = [(pid, self.supervisor) for pid in aged]
+            kind = "worker"
+        else:
+            targets = [(job, worker) for worker in workers for job in children(worker)]
+            kind = "job"
+        if targets:
+            pid, parent = self.random.choice(targets)
+            if signal_child(pid, parent, signal.SIGKILL):
+                self.kills[kind] += 1
+
+
+def _unsettled(dsn: str) -> int:
+    query = "SELECT count(*) FROM minion_jobs WHERE state IN ('inactive', 'active')"
+    return int(execute(dsn, query)[0][0])
+
+
+@pytest.mark.slow
+def test_kill_storm_loses_nothing_and_finishes_nothing_twice(
+    make_database: Any, launch: Any
+) -> None:
+    dsn = make_database(25)
+    instrument(dsn)
+    daemon: Daemon = launch(
+        dsn, minion={"missing_after": 4}, repair={"interval": 1}, logging={"level": "warning"}
+    )
+    wait_until(lambda: len(execute(dsn, "SELECT id FROM minion_workers")) == 2, 30, "2 workers")
+    backend = PgBackend(dsn, pooled=False)
+    try:
+        backend.enqueue_many([("record_run", [RUN_SECONDS], {"attempts": ATTEMPTS})] * TOTAL)
+    finally:
+        backend.close()
+    seed = random.randrange(2**32)
+    storm = Storm(daemon.pid, seed)
+    started = time.monotonic()
+    next_check = started
+    while True:
+        now = time.monotonic()
+        assert daemon.process.poll() is None, "the daemon died"
+        assert now - started < LIMIT, f"jobs still unsettled after {LIMIT:g} s"
+        if now >= next_check:
+            hasten_retries(dsn)
+            if _unsettled(dsn) == 0:
+                break
+            next_check = now + 1
+        storm.strike()
+        time.sleep(KILL_EVERY)
+    elapsed = time.monotonic() - started
+    daemon.signal(signal.SIGTERM)
+    code, log = daemon.finish()
+    assert code == 0, log[-3000:]
+
+    states = dict(execute(dsn, "SELECT state::text, count(*) FROM minion_jobs GROUP BY 1"))
+    runs = execute(dsn, "SELECT count(*) FROM runs")[0][0]
+    lost = TOTAL - states.get("finished", 0) - states.get("failed", 0)
+    report = (
+        f"kill storm (seed {seed}): {TOTAL} jobs settled in {elapsed:.1f} s; {runs} runs;"
+        f" {states.get('finished', 0)} finished, {states.get('failed', 0)} failed;"
+        f" kills: {storm.kills['worker']} worker processes, {storm.kills['job']} job processes;"
+        f" lost: {lost}; finished twice: {double_finishes(dsn)}"
+    )
+    print(f"\n{report}")
+    assert sum(states.values()) == TOTAL, f"jobs lost: {report}"
+    assert set(states) <= {"finished", "failed"}, report
+    assert storm.kills["worker"], report
+    assert storm.kills["job"], report
+
+    # Failed jobs failed for a kill, after at most ATTEMPTS runs.
+    failed = "SELECT DISTINCT result #>> '{}' FROM minion_jobs WHERE state = 'failed'"
+    reasons = execute(dsn, failed)
+    assert {reason for (reason,) in reasons} <= set(KILL_REASONS), report
+    overrun = "SELECT id FROM minion_jobs WHERE retries + attempts <> %s OR attempts < 1"
+    assert not execute(dsn, overrun, (ATTEMPTS,)), report
+    # Nothing recorded twice: see helpers.fault_tasks.VIOLATIONS.
+    assert violations(dsn) == {}, report

@@ -39,7 +39,7 @@ class KillJob:
 
 def parse_kill(args: list[Any]) -> KillJob | None:
     """``["kill", SIGNAL, job_id]`` without the command name."""
-    if len(args) < 2 or args[0] not in KILL_SIGNALS:
+    if len(args) < 2 or not isinstance(args[0], str) or args[0] not in KILL_SIGNALS:
         return None
     job_id = whole_number(args[1])
     if job_id is None:

@@ -23,13 +23,19 @@ from minion_daemon.errors import MinionError
 DSN_ENVIRONMENT_VARIABLE: Final = "MINION_DAEMON_DSN"
 
 _VARIABLE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+_PORT: Final = re.compile(r"[0-9]{1,5}")
 
 
 class ConfigError(MinionError, ValueError):
     """A configuration that cannot be used; the message names file, key and expectation."""
 
     def __init__(self, source: str, key: str, problem: str) -> None:
-        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")
+        # One line, whatever the key's characters; and a value quoted back (a DSN with a NUL,
+        # say) must not carry its password along.
+        key = key if key.isprintable() else repr(key)
+        message = f"{source}: {key}: {problem}" if key else f"{source}: {problem}"
+        super().__init__(redact_dsn(message))
 
 
 class _Invalid(Exception):
@@ -77,9 +83,19 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def _usable(value: str) -> bool:
+    """Text libpq, PostgreSQL and the logs can all take: no NUL, and no lone surrogate (which a
+    YAML escape such as ``"\\ud800"`` makes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
 def text(*choices: str) -> Parse:
     def parse(value: Any) -> str:
-        if not isinstance(value, str) or not value or "\x00" in value:
+        if not isinstance(value, str) or not value or not _usable(value):
             raise _Invalid(f"a non-empty string, got {_describe(value)}")
         if choices and value not in choices:
             raise _Invalid(f"one of {', '.join(choices)}, got {value!r}")
@@ -93,7 +109,9 @@ def optional_text(value: Any) -> str | None:
 
 
 def names(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v and _usable(v) for v in value
+    ):
         raise _Invalid(f"a list of non-empty strings, got {_describe(value)}")
     return tuple(value)
 
@@ -111,7 +129,7 @@ def limits(value: Any) -> dict[str, int]:
 def listen_address(value: Any) -> str:
     address: str = text()(value)
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
         raise _Invalid(f"host:port (for example 127.0.0.1:9464), got {value!r}")
     return address
 
@@ -356,8 +374,30 @@ def _read(path: str | Path) -> Config:
         content = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(source, "", f"cannot read the file: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            source, "", f"not UTF-8 text: {error.reason} at byte {error.start}"
+        ) from None
     try:
         data = yaml.safe_load(content)
     except yaml.YAMLError as error:
-        raise ConfigError(source, "", f"not valid YAML: {error}") from error
+        raise ConfigError(source, "", f"not valid YAML: {_yaml_problem(error)}") from None
+    except RecursionError:
+        raise ConfigError(source, "", "not valid YAML: nested too deeply") from None
+    # PyYAML's constructors raise whatever their conversion raises on a malformed value: a
+    # ValueError for the date 2001-02-30 or "!!int x", a KeyError for "!!bool x", an
+    # AttributeError for "!!timestamp x".
+    except Exception as error:  # noqa: BLE001 - see above; each is a mistake in the file
+        problem = f"a value cannot be read ({type(error).__name__}: {error})"
+        raise ConfigError(source, "", f"not valid YAML: {problem}") from None
     return parse_config(data, source)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong and where, on one line; never PyYAML's excerpt of the file, which can show
+    a password (hence ``from None`` above, too)."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        problem = error.problem or error.context
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(error).replace("\n", " ")

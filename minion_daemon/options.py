@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -101,9 +102,9 @@ def check_json(where: str, value: object) -> None:
     an exponent, such as ``1e300``, comes back as an ``int`` of the same value.)
 
     That rules out non-string keys (JSON would turn them into strings), NaN and infinities,
-    text PostgreSQL refuses (NUL, lone surrogates), nesting deeper than the encoder can walk,
-    and any type JSON has no form for. The walk is iterative: a hostile document cannot blow
-    Python's stack here.
+    integers too long to write in decimal, text PostgreSQL refuses (NUL, lone surrogates),
+    nesting deeper than the encoder can walk, and any type JSON has no form for. The walk is
+    iterative: a hostile document cannot blow Python's stack here.
     """
     pending: list[tuple[str, object, int]] = [(where, value, 0)]
     while pending:
@@ -115,7 +116,10 @@ def check_json(where: str, value: object) -> None:
 
 def _json_children(path: str, item: object, depth: int) -> list[tuple[str, object, int]]:
     """Check one JSON value; return its members to check next."""
-    if item is None or isinstance(item, bool | int):
+    if item is None or isinstance(item, bool):
+        return []
+    if isinstance(item, int):
+        _check_digits(path, item)
         return []
     if isinstance(item, float):
         if not math.isfinite(item):
@@ -133,6 +137,19 @@ def _json_children(path: str, item: object, depth: int) -> list[tuple[str, objec
             check_text(f"{path} key {key!r}", key, empty=True)
         return [(f"{path}[{key!r}]", member, depth) for key, member in item.items()]
     raise _fail_type(path, "JSON-serialisable", item)
+
+
+def _check_digits(path: str, item: int) -> None:
+    """JSON writes integers in decimal, which Python refuses past
+    ``sys.get_int_max_str_digits()`` (4300 digits by default) with a ValueError naming nothing;
+    reading one back would fail the same way."""
+    if item.bit_length() <= 64:
+        return
+    try:
+        str(item)
+    except ValueError:
+        limit = sys.get_int_max_str_digits()
+        raise ValueError(f"{path} holds an integer of more than {limit} digits") from None
 
 
 def check_args(where: str, value: object) -> list[Any]:

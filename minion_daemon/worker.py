@@ -54,6 +54,10 @@ BUSY_PAUSE: Final = 1.0
 MIN_PAUSE: Final = 0.01
 #: Longest pause between attempts while the database is unreachable.
 MAX_OUTAGE_BACKOFF: Final = 30.0
+#: How long a stopping worker waits for the database to record its jobs' outcomes. After
+#: that it leaves them to repair (which fails and retries them), rather than linger forever,
+#: an orphan if its supervisor is gone.
+STOP_PATIENCE: Final = 120.0
 
 
 def desired_tasks(
@@ -92,6 +96,7 @@ class Worker(EventEmitter):
         self._wakeup_write: int | None = None
         self._last: dict[str, float] = {}
         self._outage = 0.0
+        self._outage_began: float | None = None
         #: Seconds between TERM and KILL for the running jobs on QUIT; 0 (Perl): KILL at once.
         self.quit_grace = 0.0
 
@@ -131,8 +136,18 @@ class Worker(EventEmitter):
         """Run every command in the inbox; unknown ones are ignored, bad ones logged."""
         assert self.id is not None
         ran = False
-        for entry in self.minion.backend.receive(self.id):
-            if not isinstance(entry, list) or not entry or entry[0] not in self.commands:
+        try:
+            inbox = self.minion.backend.receive(self.id)
+        except (ValueError, RecursionError) as error:
+            # Valid JSONB that Python cannot decode (a number past 4300 digits, nesting past
+            # the recursion limit), from some peer: taken from the inbox, so gone either way.
+            log.warning("worker.inbox_unreadable", error=str(error), consequence="dropped")
+            return
+        for entry in inbox:
+            if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
+                log.warning("worker.command_ignored", command=entry, reason="not a command")
+                continue
+            if entry[0] not in self.commands:
                 log.warning("worker.command_ignored", command=entry, reason="unknown command")
                 continue
             try:
@@ -206,7 +221,7 @@ class Worker(EventEmitter):
         self.status["repair_interval"] = interval - random.randrange(max(interval // 2, 1))
         previous = self._install_signals()
         try:
-            while not (self._finished and not self.running):
+            while not (self._finished and not self.running) and not self._stranded():
                 self._step()
         finally:
             # Unregister while a second TERM (the terminal's group and the supervisor both send
@@ -218,6 +233,8 @@ class Worker(EventEmitter):
         try:
             self._work()
         except DatabaseUnavailableError as error:
+            if self._outage_began is None:
+                self._outage_began = time.monotonic()
             self._outage = min(max(self._outage * 2, 1.0), MAX_OUTAGE_BACKOFF)
             log.warning("worker.database_unavailable", error=str(error), retry_in=self._outage)
             self.emit("outage", error)
@@ -225,8 +242,22 @@ class Worker(EventEmitter):
         else:
             if self._outage:
                 self._outage = 0.0
+                self._outage_began = None
                 log.info("worker.database_recovered")
                 self.emit("recovered")
+
+    def _stranded(self) -> bool:
+        """Stopping, with outcomes the database has been unable to take for too long."""
+        began = self._outage_began
+        if not self._finished or began is None or time.monotonic() - began < STOP_PATIENCE:
+            return False
+        log.error(
+            "worker.abandoning_jobs",
+            jobs=sorted(self.running),
+            reason=f"stopping, and the database unreachable for {STOP_PATIENCE:g} s",
+            consequence="repair fails and retries them",
+        )
+        return True
 
     def _work(self) -> None:
         status = self.status

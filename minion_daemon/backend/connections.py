@@ -8,16 +8,29 @@ unless the backend opens one on purpose.
 
 from __future__ import annotations
 
+import os
+import re
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+from urllib.parse import unquote
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 Connection = psycopg.Connection[DictRow]
+
+#: The password of a URL's user information, up to the last "@" before the host.
+_URL_PASSWORD: Final = re.compile(r"^[a-z][a-z0-9+.-]*://[^:/?#@]*:([^/?#]*)@", re.IGNORECASE)
+#: A ``password=`` keyword (or URL parameter) and its value, quoted or not.
+_KEYWORD_PASSWORD: Final = re.compile(
+    r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE
+)
+#: Shorter passwords are not searched for in messages: every "a" of a text is no secret.
+_SHORTEST_SECRET: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +45,14 @@ class ConnectionSettings:
         """A new autocommit connection with dict rows."""
         return psycopg.connect(self.conninfo, **self.kwargs())
 
+    def redact(self, text: str) -> str:
+        """``text`` without this DSN's password, as written or as libpq decoded it: libpq
+        quotes the DSN, or the piece of it it cannot parse (``invalid percent-encoded token:
+        "..."``), in its messages, where no pattern could tell a password from other text."""
+        for secret in _passwords(self.conninfo):
+            text = text.replace(secret, "***")
+        return text
+
     def kwargs(self) -> dict[str, Any]:
         return {
             "autocommit": True,
@@ -41,6 +62,38 @@ class ConnectionSettings:
         }
 
 
+def _passwords(conninfo: str) -> list[str]:
+    """The password in ``conninfo`` in every form a message might show, longest first."""
+    found = []
+    if match := _URL_PASSWORD.match(conninfo):
+        found += [match.group(1), unquote(match.group(1))]
+    for match in _KEYWORD_PASSWORD.finditer(conninfo):
+        value = match.group(1)
+        if value.startswith("'"):
+            found += [value[1:-1], re.sub(r"\\(.)", r"\1", value[1:-1])]
+        found += [value, unquote(value)]
+    return sorted({s for s in found if len(s) >= _SHORTEST_SECRET}, key=len, reverse=True)
+
+
+def disown(conn: Connection | None) -> None:
+    """In a forked child, put /dev/null where the socket of ``conn``, a connection of the
+    parent's, was: the child then holds none of its parent's sessions, so no task can read or
+    write them. The parent keeps its own descriptor, so its session goes on; and the number
+    stays taken, so libpq, were it ever to touch ``conn`` here, would reach /dev/null, never a
+    file the child opened since (as a plain close would allow)."""
+    if conn is None or conn.closed:
+        return
+    try:
+        descriptor = conn.fileno()
+    except psycopg.Error:  # broken: libpq holds no socket
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(null, descriptor, inheritable=False)
+    finally:
+        os.close(null)
+
+
 class ConnectionSource(Protocol):
     def connection(self) -> AbstractContextManager[Connection]:
         """Lend a connection for the duration of a ``with`` block."""
@@ -48,17 +101,23 @@ class ConnectionSource(Protocol):
     def close(self) -> None:
         """Close every connection this source opened."""
 
+    def disown(self) -> None:
+        """In a forked child: :func:`disown` every connection this source holds open."""
+
 
 class PooledConnections:
     """A psycopg_pool pool, opened on first use so constructing a backend stays free."""
 
     def __init__(self, settings: ConnectionSettings, *, min_size: int, max_size: int) -> None:
+        #: Every connection the pool made and still holds; the pool itself cannot list them.
+        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             settings.conninfo,
             min_size=min_size,
             max_size=max_size,
             kwargs=settings.kwargs(),
             connection_class=psycopg.Connection[DictRow],
+            configure=self._connections.add,
             name="minion-daemon",
             # Waiting for a connection longer than it takes to make one means the database is
             # gone; say so instead of blocking for psycopg_pool's default 30 s.
@@ -78,6 +137,10 @@ class PooledConnections:
     def close(self) -> None:
         if self._opened:
             self._pool.close()
+
+    def disown(self) -> None:
+        for conn in list(self._connections):
+            disown(conn)
 
 
 class SingleConnection:
@@ -100,3 +163,6 @@ class SingleConnection:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+    def disown(self) -> None:
+        disown(self._conn)

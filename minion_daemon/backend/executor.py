@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, LiteralString
 
 import psycopg
@@ -30,7 +30,8 @@ log = logging.getLogger("minion_daemon.backend")
 
 #: Connections inherited across fork(). They share their sockets with the parent: closing them,
 #: or letting them be collected (libpq then sends Terminate), would end the parent's sessions.
-#: A forked child keeps them here, untouched, until it leaves through os._exit.
+#: A forked child keeps them here, untouched, until it leaves through os._exit, with /dev/null
+#: in place of their sockets (``connections.disown``).
 INHERITED: list[object] = []
 
 #: PostgreSQL 13 is what Minion 11+ requires; older servers are refused with a clear message.
@@ -40,14 +41,16 @@ Params = Mapping[str, object]
 
 
 @contextmanager
-def translate_errors(operation: str) -> Iterator[None]:
-    """Re-raise psycopg errors as ours, naming the operation that failed."""
+def translate_errors(operation: str, redact: Callable[[str], str] = str) -> Iterator[None]:
+    """Re-raise psycopg errors as ours, naming the operation that failed; ``redact`` takes the
+    DSN's password out of libpq's message, which may quote the DSN it could not use."""
     try:
         yield
     except psycopg.OperationalError as error:
-        raise DatabaseUnavailableError(f"{operation}: database unavailable: {error}") from error
+        message = redact(str(error))
+        raise DatabaseUnavailableError(f"{operation}: database unavailable: {message}") from error
     except psycopg.Error as error:
-        raise BackendError(f"{operation}: {error}") from error
+        raise BackendError(f"{operation}: {redact(str(error))}") from error
 
 
 class PgExecutor:
@@ -93,11 +96,15 @@ class PgExecutor:
         """
         migrations = schema.load_migrations()
         version = migrations.latest if target is None else target
-        with translate_errors("migrate"), self._connections().connection() as conn:
+        with self._translated("migrate"), self._connections().connection() as conn:
             self._check_server(conn)
             schema.migrate(conn, version, migrations)
             self._schema = None
             return schema.active_version(conn)
+
+    def _translated(self, operation: str) -> AbstractContextManager[None]:
+        """:func:`translate_errors` with this DSN's password taken out of the messages."""
+        return translate_errors(operation, self.settings.redact)
 
     def close(self) -> None:
         """Close every connection this backend opened."""
@@ -107,7 +114,7 @@ class PgExecutor:
     def connection(self, operation: str) -> Iterator[Connection]:
         """Lend a connection, after the schema check, translating errors."""
         self.ready()
-        with translate_errors(operation), self._connections().connection() as conn:
+        with self._translated(operation), self._connections().connection() as conn:
             yield conn
 
     def _connections(self) -> ConnectionSource:
@@ -121,6 +128,7 @@ class PgExecutor:
         A forked job process needs one connection at most, and must not start a pool's
         threads, so it gets a single connection, opened on first use.
         """
+        self._source.disown()
         INHERITED.append(self._source)
         self._source = SingleConnection(self.settings)
         self._pid = os.getpid()
@@ -128,7 +136,7 @@ class PgExecutor:
     def ready(self) -> schema.SchemaState:
         """Check the server and the schema (migrating it if allowed), once per backend."""
         if self._schema is None:
-            with translate_errors("connect"), self._connections().connection() as conn:
+            with self._translated("connect"), self._connections().connection() as conn:
                 self._check_server(conn)
                 state = schema.ensure_schema(
                     conn, self._max_schema_version, auto_migrate=self._auto_migrate

@@ -1,0 +1,40 @@
+"""Fixtures of the fuzz tests: module-scoped, because ``@given`` runs its examples inside one
+call of the test, where a function-scoped fixture would be shared without being reset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from helpers.postgres import Databases
+
+from minion_daemon import Minion
+from minion_daemon.backend import PgBackend
+
+
+def _migrate(dsn: str, version: int) -> None:
+    backend = PgBackend(dsn, pooled=False)
+    try:
+        backend.migrate(version)
+    finally:
+        backend.close()
+
+
+@pytest.fixture(scope="module")
+def module_dsn(databases: Databases) -> Iterator[str]:
+    """A database of this module's own, at the latest schema, dropped after the module."""
+    name = databases.create(25, _migrate)
+    yield databases.server.dsn(name)
+    databases.drop(name)
+
+
+@pytest.fixture(scope="module")
+def module_backend(module_dsn: str) -> Iterator[PgBackend]:
+    backend = PgBackend(module_dsn, min_size=0, max_size=2)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def module_minion(module_backend: PgBackend) -> Minion:
+    return Minion(module_backend)

@@ -1,0 +1,74 @@
+"""Processes the bench starts: ``python -m bench.agents ROLE DSN OPTIONS_JSON``.
+
+``worker``
+    One minion-daemon worker (the ``Worker`` every daemon worker process runs) with the bench
+    tasks in ``mode`` (fork or inline) and the given worker ``status`` (``jobs``, ``batch``...),
+    logging as the daemon does by default (JSON lines, level info, to stderr), until TERM.
+``enqueue``
+    One client that enqueues ``noop`` jobs for ``seconds``: one per call, or ``many`` per
+    ``enqueue_many`` call. It connects and warms up, prints ``ready``, starts at the ``go``
+    line on stdin (so concurrent clients overlap exactly), then prints
+    ``{"jobs": N, "seconds": S}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from bench.tasks import TASKS
+from minion_daemon import Minion, logs
+from minion_daemon.backend import PgBackend
+
+WARMUP = 20
+
+
+def _minion(dsn: str) -> Minion:
+    return Minion(PgBackend(dsn, auto_migrate=False, application_name="minion-daemon-bench"))
+
+
+def worker(dsn: str, options: dict[str, Any]) -> None:
+    logs.configure("json", "info")
+    minion = _minion(dsn)
+    for name, task in TASKS.items():
+        minion.add_task(name, task, mode=options["mode"])
+    try:
+        minion.worker(**options.get("status", {})).run()
+    finally:
+        minion.close()
+
+
+def enqueue(dsn: str, options: dict[str, Any]) -> None:
+    minion = _minion(dsn)
+    many = int(options.get("many", 0))
+    batch: list[tuple[str, list[Any] | None, dict[str, Any] | None]]
+    batch = [("noop", None, None)] * many
+
+    def once() -> int:
+        if many:
+            minion.enqueue_many(batch)
+            return many
+        minion.enqueue("noop")
+        return 1
+
+    for _ in range(WARMUP if not many else 2):
+        once()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    jobs, started = 0, time.monotonic()
+    deadline = started + float(options["seconds"])
+    while time.monotonic() < deadline:
+        jobs += once()
+    print(json.dumps({"jobs": jobs, "seconds": time.monotonic() - started}), flush=True)
+    minion.close()
+
+
+def main() -> None:
+    role, dsn, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    {"worker": worker, "enqueue": enqueue}[role](dsn, options)
+
+
+if __name__ == "__main__":
+    main()

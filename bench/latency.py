@@ -1,0 +1,68 @@
+"""Latency from ``enqueue`` to the task's start, with one idle worker process.
+
+Jobs of the task ``stamp`` (it returns ``time.time()`` as it starts) are enqueued one at a
+time, each after the worker went idle again; the latency is the task's start minus the
+moment the ``enqueue`` call began, both on this machine's clock. In fork mode it includes the
+fork of the job process. The first few jobs warm the worker up and are not counted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from bench.context import Context
+from bench.drain import DrainError, wait_drained, wait_registered
+from bench.processes import start_agent, stop_all
+from bench.report import Row, at_most
+
+RESULTS = "SELECT id, result FROM minion_jobs WHERE task = 'stamp' AND state = 'finished'"
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": statistics.median(samples), "p95": cuts[94], "p99": cuts[98]}
+
+
+def measure(ctx: Context, mode: str) -> list[float]:
+    """Latencies in milliseconds of the counted jobs."""
+    sizes = ctx.sizes
+    ctx.main.reset()
+    worker = start_agent(ctx.workdir, f"latency-{mode}", "worker", ctx.main.dsn,
+                         {"mode": mode, "status": {"jobs": sizes.jobs_per_process}})
+    sent: dict[int, float] = {}
+    total = sizes.latency_warmup + sizes.latency_jobs
+    try:
+        wait_registered(ctx.main, [worker])
+        for index in range(total):
+            began = time.time()
+            job_id = ctx.minion.enqueue("stamp")
+            if index >= sizes.latency_warmup:
+                sent[job_id] = began
+            ctx.progress.every(f"  {mode}: {index + 1}/{total} jobs enqueued")
+            time.sleep(sizes.latency_gap)
+        wait_drained(ctx, ctx.main, [worker], total, f"latency, {mode} mode")
+        rows = ctx.main.all(RESULTS)
+    finally:
+        stop_all([worker])
+    latencies = [(row["result"] - sent[row["id"]]) * 1000 for row in rows if row["id"] in sent]
+    if len(latencies) != len(sent):
+        raise DrainError(f"latency, {mode} mode: {len(sent) - len(latencies)} jobs did not finish")
+    return latencies
+
+
+def run(ctx: Context) -> list[Row]:
+    rows = []
+    for mode in ("inline", "fork"):
+        ctx.progress.say(f"latency: {mode} mode, 1 idle worker, {ctx.sizes.latency_jobs} jobs")
+        samples = measure(ctx, mode)
+        cut = percentiles(samples)
+        ctx.progress.say("  " + ", ".join(f"{key} {value:.2f} ms" for key, value in cut.items()))
+        ctx.details[f"latency_{mode}_ms"] = {
+            **cut, "min": min(samples), "max": max(samples), "count": len(samples)
+        }
+        name = f"enqueue → start, {mode} mode"
+        rows.append(Row("latency", f"{name}, p50", cut["p50"], "ms", target=at_most(5)))
+        rows.append(Row("latency", f"{name}, p95", cut["p95"], "ms"))
+        rows.append(Row("latency", f"{name}, p99", cut["p99"], "ms", target=at_most(25)))
+    return rows

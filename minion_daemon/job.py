@@ -219,7 +219,7 @@ class Job(EventEmitter):
         os.set_blocking(read, False)
         self._outcome_pipe = read
         self.started_at = time.monotonic()
-        self.note(minion_pid=self.pid)
+        self.minion.backend.note_pid(self.id, self.pid)
         self.emit("spawn", self.pid)
         return self
 

@@ -93,6 +93,9 @@ def reset_signals(*, ignore_user_signals: bool) -> None:
 
 #: prctl(2) option: the signal this process gets when its parent dies (Linux).
 _PR_SET_PDEATHSIG: Final = 1
+#: The C library, loaded once here rather than in every child, where it cost a job process
+#: a dlopen and ctypes' setup on each fork.
+_libc: Final = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def _die_with_parent(parent: int, signum: int) -> None:
@@ -102,10 +105,9 @@ def _die_with_parent(parent: int, signum: int) -> None:
     once. Where prctl is missing (not Linux), the orphan finishes and its stale result is
     fenced off by ``retries`` instead.
     """
-    if not sys.platform.startswith("linux"):
+    if _libc is None:
         return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    _libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
     if os.getppid() != parent:  # the worker died before prctl took effect
         os._exit(EXIT_CRASHED)
 

@@ -327,10 +327,11 @@ class Worker(EventEmitter):
         successes in one statement. A failure is recorded at once, on its own: it may retry,
         and it is rare. Until the batch is recorded, its jobs stay active; if the worker dies
         meanwhile, repair fails them and they run again, as any job of a dead worker does."""
+        began = time.monotonic()
         succeeded: list[tuple[Job, float]] = []
         for job in jobs:
             with logs.bound(**_job_fields(job)):
-                log.info("job.started", mode="batch", latency=job.latency)
+                log.debug("job.started", mode="batch", latency=job.latency)
                 started = time.monotonic()
                 error = job.execute()
                 duration = time.monotonic() - started
@@ -341,7 +342,16 @@ class Worker(EventEmitter):
                     succeeded.append((job, duration))
         Job.finish_all([job for job, _ in succeeded])
         for job, duration in succeeded:
-            self._ended(job, duration)
+            self._ended(job, duration, batched=True)
+        if jobs:
+            finished = sum(job.outcome == "finished" for job in jobs)
+            log.info(
+                "batch.finished",
+                jobs=len(jobs),
+                finished=finished,
+                others=len(jobs) - finished,
+                duration=round(time.monotonic() - began, 6),
+            )
 
     def _launch(self, job: Job) -> None:
         spec = self.minion.tasks.get(job.task)
@@ -349,7 +359,7 @@ class Worker(EventEmitter):
         # lines name its job.
         with logs.bound(**_job_fields(job)):
             if spec is not None and spec.mode == "inline":
-                log.info("job.started", mode="inline", latency=job.latency)
+                log.debug("job.started", mode="inline", latency=job.latency)
                 started = time.monotonic()
                 job.record(job.execute())
                 self._ended(job, time.monotonic() - started)
@@ -369,14 +379,17 @@ class Worker(EventEmitter):
                 del self.running[job_id]
                 self._ended(job, time.monotonic() - (job.started_at or time.monotonic()))
 
-    def _ended(self, job: Job, duration: float) -> None:
+    def _ended(self, job: Job, duration: float, *, batched: bool = False) -> None:
         self.status["performed"] += 1
         fields = {**_job_fields(job), "duration": round(duration, 6)}
         reason = job.exit_reason
         if reason is not None and not reason.clean:
             fields.update(exit_code=reason.code, signal=reason.signal_name)
         if job.outcome == "finished":
-            log.info("job.finished", **fields)
+            if batched:
+                log.debug("job.finished", **fields)
+            else:
+                log.info("job.finished", **fields, latency=job.latency)
         elif job.outcome is not None:
             log.info("job.failed", **fields, error=job.failure, retried=job.outcome == "retried")
         else:

@@ -21,6 +21,8 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from minion_daemon.backend import sql
+
 Connection = psycopg.Connection[DictRow]
 
 #: The password of a URL's user information, up to the last "@" before the host.
@@ -42,8 +44,14 @@ class ConnectionSettings:
     connect_timeout: int = 10
 
     def connect(self) -> Connection:
-        """A new autocommit connection with dict rows."""
-        return psycopg.connect(self.conninfo, **self.kwargs())
+        """A new autocommit connection with dict rows, set up for the backend."""
+        conn = psycopg.connect(self.conninfo, **self.kwargs())
+        try:
+            set_up_session(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def redact(self, text: str) -> str:
         """``text`` without this DSN's password, as written or as libpq decoded it: libpq
@@ -73,6 +81,11 @@ def _passwords(conninfo: str) -> list[str]:
             found += [value[1:-1], re.sub(r"\\(.)", r"\1", value[1:-1])]
         found += [value, unquote(value)]
     return sorted({s for s in found if len(s) >= _SHORTEST_SECRET}, key=len, reverse=True)
+
+
+def set_up_session(conn: Connection) -> None:
+    """The session settings every backend connection runs with."""
+    conn.execute(sql.SESSION_SETUP)
 
 
 def disown(conn: Connection | None) -> None:
@@ -117,7 +130,7 @@ class PooledConnections:
             max_size=max_size,
             kwargs=settings.kwargs(),
             connection_class=psycopg.Connection[DictRow],
-            configure=self._connections.add,
+            configure=self._configure,
             name="minion-daemon",
             # Waiting for a connection longer than it takes to make one means the database is
             # gone; say so instead of blocking for psycopg_pool's default 30 s.
@@ -125,6 +138,10 @@ class PooledConnections:
             open=False,
         )
         self._opened = False
+
+    def _configure(self, conn: Connection) -> None:
+        set_up_session(conn)
+        self._connections.add(conn)
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -179,11 +179,17 @@ class PgExecutor:
         return None if row is None else next(iter(row.values()))
 
     def rows(
-        self, operation: str, query: LiteralString, params: Params | None = None
+        self,
+        operation: str,
+        query: LiteralString,
+        params: Params | None = None,
+        *,
+        prepare: bool = False,
     ) -> list[dict[str, Any]]:
-        """All rows; statements with optional filters are planned with their actual values."""
+        """All rows. Statements with optional filters are planned with their actual values
+        unless ``prepare`` says their caller always passes the same kind of filter."""
         with self.connection(operation) as conn:
-            return conn.execute(query, params, prepare=False).fetchall()
+            return conn.execute(query, params, prepare=prepare).fetchall()
 
     def row(
         self, operation: str, query: LiteralString, params: Params | None = None

@@ -199,12 +199,16 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         # wait still wakes us (Perl listens after the claim and can sleep through one).
         listening = seconds > 0 and self._listen()
         statement = sql.DEQUEUE if limit == 1 else sql.DEQUEUE_MANY
-        jobs = cast("list[DequeuedJob]", self.rows(op, statement, params))
+        # A worker claims with the same kind of filters every time, so the claim is prepared:
+        # planning it anew cost about as much server time as running it. A claim of one
+        # given id is not, so that it is planned with the id and takes the primary key.
+        prepare = opts.id is None
+        jobs = cast("list[DequeuedJob]", self.rows(op, statement, params, prepare=prepare))
         if jobs or seconds <= 0:
             return jobs
         if self._wait_for_notification(seconds, listening, wakeup):
             return []
-        return cast("list[DequeuedJob]", self.rows(op, statement, params))
+        return cast("list[DequeuedJob]", self.rows(op, statement, params, prepare=prepare))
 
     def _listen(self) -> bool:
         """Make sure the dedicated connection LISTENs, and forget what it heard so far.
@@ -403,6 +407,15 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
             "merge": Jsonb(check_notes("note: merge", merge)),
         }
         return self.rowcount("note", sql.NOTE, params) > 0
+
+    def note_pid(self, job_id: int, pid: int) -> bool:
+        """Note the job process's pid as ``minion_pid``, as Minion 12's worker does after each
+        fork; beyond Perl, the note is not worth a wait for the disk (it is not durable)."""
+        params = {
+            "id": check_id("note_pid: id", job_id),
+            "pid": check_int("note_pid: pid", pid, 1, INT_MAX),
+        }
+        return self.rowcount("note_pid", sql.NOTE_PID, params) > 0
 
     def list_jobs(self, offset: int, limit: int, options: Options = None) -> JobList:
         """A page of jobs, newest first, and the ``total`` matching the filters.

@@ -112,7 +112,7 @@ class Worker(EventEmitter):
                 "worker.registered",
                 queues=self.status.get("queues"),
                 jobs=self.status.get("jobs"),
-                tasks=sorted(self.minion.tasks.names()),
+                tasks=list(self.minion.tasks.ordered_names()),
             )
         return self.id
 
@@ -183,7 +183,7 @@ class Worker(EventEmitter):
         if self.id is None:
             return None
         if "tasks" not in options:
-            options["tasks"] = sorted(self.minion.tasks.names())
+            options["tasks"] = list(self.minion.tasks.ordered_names())
         claimed = self.minion.backend.dequeue(self.id, wait, options, wakeup=self._wakeup)
         return None if claimed is None else self._job_for(claimed)
 
@@ -192,7 +192,7 @@ class Worker(EventEmitter):
         if self.id is None:
             return []
         if "tasks" not in options:
-            options["tasks"] = sorted(self.minion.tasks.names())
+            options["tasks"] = list(self.minion.tasks.ordered_names())
         backend = self.minion.backend
         claimed = backend.dequeue_many(self.id, wait, limit, options, wakeup=self._wakeup)
         return [self._job_for(job) for job in claimed]
@@ -296,7 +296,7 @@ class Worker(EventEmitter):
         if len(self.running) >= status["jobs"]:
             options["min_priority"] = status["spare_min_priority"]
         active = [job.task for job in self.running.values()]
-        tasks = desired_tasks(status["limits"], sorted(self.minion.tasks.names()), active)
+        tasks = desired_tasks(status["limits"], self.minion.tasks.ordered_names(), active)
         if not tasks:
             # Every task is at its limit: wait for a job to end (Perl spins here).
             self._sleep(self._pause())

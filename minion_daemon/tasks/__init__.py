@@ -67,6 +67,8 @@ class TaskRegistry:
 
     def __init__(self) -> None:
         self._specs: dict[str, TaskSpec] = {}
+        #: The names in order, made once per change: the worker asks on every claim.
+        self._ordered: tuple[str, ...] | None = None
 
     def __contains__(self, name: object) -> bool:
         return name in self._specs
@@ -82,6 +84,12 @@ class TaskRegistry:
 
     def names(self) -> frozenset[str]:
         return frozenset(self._specs)
+
+    def ordered_names(self) -> tuple[str, ...]:
+        """The registered names, sorted."""
+        if self._ordered is None:
+            self._ordered = tuple(sorted(self._specs))
+        return self._ordered
 
     def add(
         self,
@@ -104,6 +112,7 @@ class TaskRegistry:
                 raise TaskConflictError(_conflict(known, spec))
             batch[spec.name] = spec
         self._specs.update(batch)
+        self._ordered = None
 
     def configure(self, name: str, *, mode: str, timeout: float | None) -> bool:
         """Change how a registered task runs (the config's per-task settings); false if the

@@ -56,22 +56,24 @@ def test_the_pid_note_merges_into_the_notes_and_checks_its_arguments(backend: Pg
         backend.note_pid(job_id, 0)
 
 
+def _claimed_id(backend: PgBackend, worker: int, options: dict[str, Any]) -> int | None:
+    claimed = backend.dequeue(worker, 0, options)
+    return None if claimed is None else claimed["id"]
+
+
 def test_prepared_claims_keep_honouring_ids_tasks_and_priorities(backend: PgBackend) -> None:
     worker = backend.register_worker()
     # More claims than PostgreSQL's five custom plans, so later ones may use a generic plan.
     for _ in range(8):
         backend.enqueue("noop")
-        assert backend.dequeue(worker, 0, {"tasks": ["noop"]}) is not None
+        assert _claimed_id(backend, worker, {"tasks": ["noop"]}) is not None
     low = backend.enqueue("noop", [], {"priority": -5})
     high = backend.enqueue("noop", [], {"priority": 5})
     other = backend.enqueue("other", [], {"priority": 9})
-    claimed = backend.dequeue(worker, 0, {"id": low})
-    assert claimed is not None and claimed["id"] == low
-    claimed = backend.dequeue(worker, 0, {"tasks": ["noop"]})
-    assert claimed is not None and claimed["id"] == high
-    assert backend.dequeue(worker, 0, {"tasks": ["noop"], "min_priority": 10}) is None
-    claimed = backend.dequeue(worker, 0, {"tasks": ["noop", "other"]})
-    assert claimed is not None and claimed["id"] == other
+    assert _claimed_id(backend, worker, {"id": low}) == low
+    assert _claimed_id(backend, worker, {"tasks": ["noop"]}) == high
+    assert _claimed_id(backend, worker, {"tasks": ["noop"], "min_priority": 10}) is None
+    assert _claimed_id(backend, worker, {"tasks": ["noop", "other"]}) == other
 
 
 def _noop(job: Job) -> None:

@@ -23,7 +23,7 @@ class Sizes:
     jobs_per_process: int = 4
     fork_jobs: int = 2000
     inline_jobs: int = 6000
-    batched_jobs: int = 20000
+    batched_jobs: int = 40000
     perl_jobs: int = 1000
     pgbench_jobs: int = 4000
     latency_jobs: int = 250

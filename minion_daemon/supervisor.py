@@ -29,7 +29,7 @@ from typing import Any, Final
 from minion_daemon import logs, proc, systemd
 from minion_daemon.backend import PgBackend
 from minion_daemon.config import Config, ConfigError, load_config
-from minion_daemon.errors import DatabaseUnavailableError, MinionError
+from minion_daemon.errors import BackendError, DatabaseUnavailableError, MinionError
 from minion_daemon.metrics import enable_multiprocess, forget_process
 from minion_daemon.metrics.families import SupervisorMetrics, WorkerMetrics
 from minion_daemon.metrics.server import bind, run_metrics_process
@@ -416,6 +416,11 @@ class Supervisor:
                 self._minion.dispatch_schedules()
         except DatabaseUnavailableError as error:
             log.warning("supervisor.database_unavailable", error=str(error))
+        except BackendError as error:
+            # A statement that failed (a deadlock with another daemon's repair, a server-side
+            # statement_timeout, a broken trigger): the fleet is not the worse for it, so it
+            # keeps running and the duty is tried again at its next turn.
+            log.error("supervisor.duty_failed", error=str(error), consequence="retried later")
         self._tell_systemd(now)
 
     def _tell_systemd(self, now: float) -> None:

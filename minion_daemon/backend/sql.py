@@ -9,7 +9,7 @@ needs, instead of settling on one generic plan for every combination.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, LiteralString
 
 BROADCAST: Final = """
 UPDATE minion_workers SET inbox = inbox || %(message)s::jsonb
@@ -155,7 +155,15 @@ LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint
 """
 )
 
-COUNT_JOBS: Final = "SELECT COUNT(*)::bigint AS total FROM minion_jobs" + _JOB_FILTER
+# The total of list_jobs stops at %(count_limit)s rows: an exact count of every job took longer
+# than the page (240 ms at a million). Past it, the total is ESTIMATE_LISTED_JOBS.
+COUNT_JOBS: Final = (
+    "SELECT COUNT(*)::bigint AS total FROM (SELECT 1 FROM minion_jobs"
+    + _JOB_FILTER
+    + "LIMIT %(count_limit)s::bigint) AS counted"
+)
+
+ESTIMATE_LISTED_JOBS: Final = "EXPLAIN (FORMAT JSON) SELECT 1 FROM minion_jobs" + _JOB_FILTER
 
 _LOCK_FILTER: Final = """
 WHERE expires > NOW() AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
@@ -268,14 +276,26 @@ UPDATE minion_jobs SET
 WHERE id = %(id)s::bigint AND retries = %(retries)s::int
 """
 
-# One statement of independent sub-selects, each served by an index (Minion #132/#133).
-_STATS_COLUMNS: Final = """
+
+def _count_up_to_limit(state: LiteralString) -> LiteralString:
+    """The jobs in ``state``, counted along the state index up to %(limit)s rows: the ORDER BY
+    keeps the count on the index, whose scan stops at the LIMIT (estimates.py takes over
+    past it)."""
+    return f"""(SELECT COUNT(*) FROM (
+    SELECT 1 FROM minion_jobs WHERE state = '{state}'
+    ORDER BY priority DESC, id LIMIT %(limit)s::bigint
+  ) AS sample)::bigint"""
+
+
+# One statement of independent sub-selects, each served by an index (Minion #132/#133). Failed
+# and finished jobs, which a busy queue keeps by the million, are counted up to %(limit)s.
+_STATS_COLUMNS: Final = f"""
 SELECT
   (SELECT COUNT(*) FROM minion_jobs
     WHERE state = 'inactive' AND (expires IS NULL OR expires > NOW()))::bigint AS inactive_jobs,
   (SELECT COUNT(*) FROM minion_jobs WHERE state = 'active')::bigint AS active_jobs,
-  (SELECT COUNT(*) FROM minion_jobs WHERE state = 'failed')::bigint AS failed_jobs,
-  (SELECT COUNT(*) FROM minion_jobs WHERE state = 'finished')::bigint AS finished_jobs,
+  {_count_up_to_limit('failed')} AS failed_jobs,
+  {_count_up_to_limit('finished')} AS finished_jobs,
   (SELECT COUNT(*) FROM minion_jobs
     WHERE state = 'inactive' AND delayed > NOW())::bigint AS delayed_jobs,
   (SELECT COUNT(*) FROM minion_locks WHERE expires > NOW())::bigint AS active_locks,
@@ -296,15 +316,20 @@ STATS_WITH_SCHEDULES: Final = (
 """
 )
 
-# observe(), beyond Perl: the metrics round (see backend/observe.py for what is exact and what
-# is estimated). One read-only REPEATABLE READ transaction, so every figure comes from one
-# snapshot and one NOW(). SET_CONFIG(..., TRUE) is SET LOCAL with a parameter; JIT is off
-# because compiling would cost more than any of these bounded queries.
-OBSERVE_BEGIN: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+# The reads of stats, history, the listings and observe: one read-only REPEATABLE READ
+# transaction, so every figure comes from one snapshot and one NOW(), with JIT off. These
+# statements return in milliseconds, but sub-selects run per row (`children`, the 24 hours of
+# history) inflate their estimated cost past jit_above_cost, and compiling then took longer
+# (about 40 ms) than the query. Two statements sent as one simple query (no parameters).
+READ_SNAPSHOT: Final = (
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off"
+)
 
-OBSERVE_LIMITS: Final = """
-SELECT SET_CONFIG('statement_timeout', %(milliseconds)s::int::text, TRUE) AS statement_timeout,
-  SET_CONFIG('jit', 'off', TRUE) AS jit
+# observe(), beyond Perl: the metrics round (see backend/observe.py for what is exact and what
+# is estimated), in a READ_SNAPSHOT transaction and under a timeout. SET_CONFIG(..., TRUE) is
+# SET LOCAL with a parameter.
+OBSERVE_TIMEOUT: Final = """
+SELECT SET_CONFIG('statement_timeout', %(milliseconds)s::int::text, TRUE) AS statement_timeout
 """
 
 # Every inactive job, once, through the state index: the backlog per (queue, task) and the
@@ -326,12 +351,9 @@ ORDER BY queue, task
 # Active jobs exactly; failed and finished jobs counted along the state index up to %(limit)s
 # (the ORDER BY keeps that on the index, which stops at the LIMIT). Failed jobs' end times come
 # along, so their recent counts are exact whenever their total is.
-OBSERVE_JOBS: Final = """
+OBSERVE_JOBS: Final = f"""
 SELECT active.*, failed.*,
-  (SELECT COUNT(*) FROM (
-    SELECT 1 FROM minion_jobs WHERE state = 'finished'
-    ORDER BY priority DESC, id LIMIT %(limit)s::bigint
-  ) AS sample)::bigint AS finished_sample,
+  {_count_up_to_limit('finished')} AS finished_sample,
   (SELECT COUNT(*) FROM minion_locks WHERE expires > NOW())::bigint AS active_locks,
   (SELECT COUNT(*) FROM minion_workers)::bigint AS workers,
   (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM minion_jobs_id_seq)::bigint

@@ -73,6 +73,8 @@ _LOCK_FILTERS = frozenset(("names",))
 WORKER_WENT_AWAY = "Worker went away"
 #: The most jobs one batched claim may take.
 MAX_BATCH: Final = 1000
+#: The schema version that indexes (finished, state), which history counts along.
+FINISHED_INDEX_SCHEMA: Final = 24
 
 
 def default_backoff(retries: int) -> float:
@@ -424,9 +426,15 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         return {"jobs": cast("list[JobInfo]", jobs), "total": total}
 
     def history(self) -> History:
-        """Finished and failed counts of the last 24 hours, one point per hour."""
+        """Finished and failed counts of the last 24 hours, one point per hour; exact.
+
+        Perl's 24 points (the first at ``NOW() - 23 hours``, epochs not aligned to the hour),
+        each counting the jobs that ended in its clock hour of the session time zone. Below
+        schema 24 the table is read whole, as Perl does.
+        """
+        indexed = self.schema_version >= FINISHED_INDEX_SCHEMA
         with self.snapshot("history") as conn:
-            daily = conn.execute(sql.HISTORY).fetchall()
+            daily = conn.execute(sql.HISTORY if indexed else sql.HISTORY_SCAN).fetchall()
         return {"daily": cast("list[HistoryPoint]", daily)}
 
     def stats(self) -> Stats:

@@ -107,20 +107,44 @@ WHERE j.id = r.id AND j.retries = r.retries AND j.state = 'active'
 RETURNING j.id
 """
 
+# history: per point of the 24, the jobs that ended in its clock hour (the session time zone's,
+# as Perl's EXTRACT(DAY/HOUR) grouping) and after NOW() - 23 hours, so the first point counts
+# only the end of its hour, as in Perl. Perl groups the whole window and sorts it (at 489k rows
+# the sort spilled to disk); here each hour and state is counted on its own along the
+# (finished, state) index of schema 24, both bounds and the state being index conditions: the
+# index skips the other states itself and nothing is computed per job. Exact, and linear in the
+# jobs of the window (about 45 ms for 489k, bench/). A DST repeat of a clock hour is counted as
+# two hours, where Perl merges them.
 HISTORY: Final = """
+SELECT EXTRACT(EPOCH FROM p.ts)::float8 AS epoch,
+  (SELECT COUNT(*) FROM minion_jobs
+    WHERE finished >= p.hour AND finished < p.hour + INTERVAL '1 hour' AND finished > p.since
+      AND state = 'failed')::int AS failed_jobs,
+  (SELECT COUNT(*) FROM minion_jobs
+    WHERE finished >= p.hour AND finished < p.hour + INTERVAL '1 hour' AND finished > p.since
+      AND state = 'finished')::int AS finished_jobs
+FROM (
+  SELECT ts, DATE_TRUNC('hour', ts) AS hour, NOW() - INTERVAL '23 hours' AS since
+  FROM GENERATE_SERIES(NOW() - INTERVAL '23 hours', NOW(), INTERVAL '1 hour') AS ts
+) AS p
+ORDER BY p.ts
+"""
+
+# history below schema 24, where nothing indexes `finished`: one pass over the table (48 hourly
+# counts would be 48 passes), grouped by clock hour in a hash table rather than sorted.
+HISTORY_SCAN: Final = """
 SELECT EXTRACT(EPOCH FROM ts)::float8 AS epoch,
   COALESCE(failed_jobs, 0)::int AS failed_jobs, COALESCE(finished_jobs, 0)::int AS finished_jobs
-FROM (
-  SELECT EXTRACT(DAY FROM finished) AS day, EXTRACT(HOUR FROM finished) AS hour,
+FROM GENERATE_SERIES(NOW() - INTERVAL '23 hours', NOW(), INTERVAL '1 hour') AS ts
+LEFT JOIN (
+  SELECT DATE_TRUNC('hour', finished) AS hour,
     COUNT(*) FILTER (WHERE state = 'failed') AS failed_jobs,
     COUNT(*) FILTER (WHERE state = 'finished') AS finished_jobs
   FROM minion_jobs
   WHERE finished > NOW() - INTERVAL '23 hours'
-  GROUP BY day, hour
-) AS j RIGHT OUTER JOIN (
-  SELECT ts FROM GENERATE_SERIES(NOW() - INTERVAL '23 hours', NOW(), INTERVAL '1 hour') AS ts
-) AS s ON EXTRACT(HOUR FROM ts) = j.hour AND EXTRACT(DAY FROM ts) = j.day
-ORDER BY epoch ASC
+  GROUP BY hour
+) AS ended ON ended.hour = DATE_TRUNC('hour', ts)
+ORDER BY ts
 """
 
 _JOB_FILTER: Final = """

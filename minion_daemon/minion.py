@@ -148,7 +148,10 @@ class Minion(EventEmitter):
         )
 
     def jobs(self, *, fetch: int = 10, **filters: Any) -> Listing[JobInfo]:
-        """Every job matching the filters (ids, notes, queues, states, tasks), newest first."""
+        """Every job matching the filters (ids, notes, queues, states, tasks), newest first.
+
+        Its ``total`` is exact up to 10,000 and an estimate beyond (:meth:`PgBackend.list_jobs`).
+        """
 
         def page(offset: int, limit: int, options: dict[str, Any]) -> tuple[list[JobInfo], int]:
             listed = self.backend.list_jobs(offset, limit, options)
@@ -202,9 +205,12 @@ class Minion(EventEmitter):
         return self.backend.broadcast(command, args, ids)
 
     def stats(self) -> Stats:
+        """Perl's counts; ``finished_jobs`` and ``failed_jobs`` are exact up to 10,000 and
+        PostgreSQL's estimate beyond (:meth:`PgBackend.stats`)."""
         return self.backend.stats()
 
     def history(self) -> History:
+        """Finished and failed jobs of the last 24 hours, hour by hour; exact."""
         return self.backend.history()
 
     def repair(self) -> RepairReport:

@@ -117,6 +117,14 @@ class PgExecutor:
         with self._translated(operation), self._connections().connection() as conn:
             yield conn
 
+    @contextmanager
+    def snapshot(self, operation: str) -> Iterator[Connection]:
+        """Lend a connection inside a read-only REPEATABLE READ transaction, for the reads of
+        stats, history, listings and metrics: every statement in it sees the same data."""
+        with self.connection(operation) as conn, conn.transaction():
+            conn.execute(sql.READ_SNAPSHOT, prepare=False)
+            yield conn
+
     def _connections(self) -> ConnectionSource:
         if os.getpid() != self._pid:
             self.forget_inherited()
@@ -211,11 +219,18 @@ class PgExecutor:
         queries: tuple[LiteralString, LiteralString],
         params: Params,
     ) -> tuple[list[dict[str, Any]], int]:
-        """One page of a listing and the total count of its filter, on one connection."""
+        """One page of a listing and the total count of its filter, from one snapshot."""
+        with self.snapshot(operation) as conn:
+            return self.page_on(conn, queries, params)
+
+    @staticmethod
+    def page_on(
+        conn: Connection, queries: tuple[LiteralString, LiteralString], params: Params
+    ) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`page` on a connection the caller holds."""
         select, count = queries
-        with self.connection(operation) as conn:
-            items = conn.execute(select, params, prepare=False).fetchall()
-            if not items and not params.get("offset"):
-                return items, 0
-            counted = conn.execute(count, params, prepare=False).fetchone()
+        items = conn.execute(select, params, prepare=False).fetchall()
+        if not items and not params.get("offset"):
+            return items, 0
+        counted = conn.execute(count, params, prepare=False).fetchone()
         return items, int(counted["total"]) if counted else 0

@@ -12,11 +12,9 @@ Exact
     health figures. Inactive and active jobs are few in a healthy queue; a backlog of millions
     costs a pass over millions of rows, within the timeout or not at all.
 
-Exact up to :data:`EXACT_UP_TO`, estimated above it
-    ``finished_jobs`` and ``failed_jobs``. Counting a state reads an index entry per job, and
-    finished jobs are most of the table (a million cost ~160 ms). The count stops at
-    ``EXACT_UP_TO + 1``; past that, the figure is PostgreSQL's own row estimate (the state's
-    share at the last ANALYZE times the table's current size), and never less than the count.
+Exact up to :data:`~minion_daemon.backend.estimates.EXACT_UP_TO` (10,000), estimated above it
+    ``finished_jobs`` and ``failed_jobs``, as ``stats`` counts them (:mod:`.estimates`): a
+    count that stops at ``EXACT_UP_TO + 1``, PostgreSQL's own row estimate past that.
 
     The recent counts. The newest ``EXACT_UP_TO + 1`` jobs that ended in the last 24 hours are
     read backwards along the (finished, state) index, and a window they cover is exact (the
@@ -25,27 +23,24 @@ Exact up to :data:`EXACT_UP_TO`, estimated above it
     the range, from its histogram, times the state's share). Failed jobs' windows are exact
     whenever ``failed_jobs`` is, since counting them reads their end times.
 
-Estimates are as fresh as the statistics, which autovacuum renews after about a tenth of
-``minion_jobs`` has changed; the parts counted exactly are always current. Below schema 24
-nothing indexes ``finished``, and the recent counts scan the table, as ``history`` does.
+Estimates are as fresh as the statistics; the parts counted exactly are always current. Below
+schema 24 nothing indexes ``finished``, and the recent counts scan the table, as ``history``
+does.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Final, LiteralString
+from typing import Any, LiteralString
 
 import psycopg
 
-from minion_daemon.backend import sql
+from minion_daemon.backend import estimates, sql
 from minion_daemon.backend.connections import Connection
 from minion_daemon.backend.executor import Params, PgExecutor
 from minion_daemon.errors import BackendError
 from minion_daemon.model import Backlog, DatabaseHealth, Observation, RecentJobs, Stats
 from minion_daemon.options import INT_MAX, check_seconds
-
-#: Counts up to this are exact; one that goes past it stops there and is estimated instead.
-EXACT_UP_TO: Final = 10_000
 
 
 class ObserveOperations(PgExecutor):
@@ -60,13 +55,11 @@ class ObserveOperations(PgExecutor):
         """
         limits = {"milliseconds": _milliseconds(timeout)}
         schedules = self.has_schedules
-        with self.connection("observe") as conn:
+        with self.snapshot("observe") as conn:
             started = time.perf_counter()
             try:
-                with conn.transaction():
-                    conn.execute(sql.OBSERVE_BEGIN)
-                    conn.execute(sql.OBSERVE_LIMITS, limits)
-                    return _observe(conn, schedules, started)
+                conn.execute(sql.OBSERVE_TIMEOUT, limits)
+                return _observe(conn, schedules, started)
             except psycopg.errors.QueryCanceled as error:
                 raise BackendError(
                     f"observe: no answer within the statement timeout of {timeout} s"
@@ -83,7 +76,7 @@ def _milliseconds(timeout: float) -> int:
 
 
 def _observe(conn: Connection, schedules: bool, started: float) -> Observation:
-    sample = {"limit": EXACT_UP_TO + 1}
+    sample = {"limit": estimates.count_limit()}
     groups = conn.execute(sql.OBSERVE_INACTIVE, prepare=False).fetchall()
     jobs = _one(conn, sql.OBSERVE_JOBS, sample)
     ended = _one(conn, sql.OBSERVE_ENDED, sample)
@@ -122,8 +115,8 @@ def _stats(
         "active_workers": jobs["active_workers"],
         "delayed_jobs": sum(group["delayed"] for group in groups),
         "enqueued_jobs": jobs["enqueued_jobs"],
-        "failed_jobs": _count(conn, "failed", jobs["failed_sample"]),
-        "finished_jobs": _count(conn, "finished", jobs["finished_sample"]),
+        "failed_jobs": estimates.jobs_in_state(conn, "failed", jobs["failed_sample"]),
+        "finished_jobs": estimates.jobs_in_state(conn, "finished", jobs["finished_sample"]),
         "inactive_jobs": sum(group["unexpired"] for group in groups),
         "inactive_workers": jobs["workers"] - jobs["active_workers"],
         "uptime": jobs["uptime"],
@@ -135,16 +128,9 @@ def _stats(
     return stats
 
 
-def _count(conn: Connection, state: str, counted: int) -> int:
-    """The jobs in ``state``: the count if it stopped short of the limit, else an estimate."""
-    if counted <= EXACT_UP_TO:
-        return counted
-    return max(_estimate(conn, sql.ESTIMATE_JOBS, {"state": state}), counted)
-
-
 def _recent(conn: Connection, jobs: dict[str, Any], ended: dict[str, Any]) -> RecentJobs:
     # Counting failed jobs read their end times; when it stopped short, those are all of them.
-    failed_exact = jobs["failed_sample"] <= EXACT_UP_TO
+    failed_exact = estimates.is_exact(jobs["failed_sample"])
 
     def count(state: str, window: str) -> int:
         if state == "failed" and failed_exact:
@@ -154,7 +140,7 @@ def _recent(conn: Connection, jobs: dict[str, Any], ended: dict[str, Any]) -> Re
         if edge is None or edge <= since:
             return counted
         older = {"state": state, "since": since, "edge": edge}
-        return counted + _estimate(conn, sql.ESTIMATE_ENDED, older)
+        return counted + estimates.planner_rows(conn, sql.ESTIMATE_ENDED, older)
 
     return {
         "finished_1h": count("finished", "1h"),
@@ -162,12 +148,6 @@ def _recent(conn: Connection, jobs: dict[str, Any], ended: dict[str, Any]) -> Re
         "finished_24h": count("finished", "24h"),
         "failed_24h": count("failed", "24h"),
     }
-
-
-def _estimate(conn: Connection, explain: LiteralString, params: Params) -> int:
-    """The planner's row estimate for an ``EXPLAIN (FORMAT JSON)`` statement."""
-    plan = _one(conn, explain, params)["QUERY PLAN"][0]["Plan"]
-    return round(float(plan["Plan Rows"]))
 
 
 def _all_schedules(scheduled: dict[str, Any]) -> int:

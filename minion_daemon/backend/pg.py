@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from minion_daemon.backend import sql
+from minion_daemon.backend import estimates, sql
 from minion_daemon.backend.connections import Connection, ConnectionSettings, disown
 from minion_daemon.backend.executor import INHERITED, PgExecutor, translate_errors
 from minion_daemon.backend.observe import ObserveOperations
@@ -73,6 +73,8 @@ _LOCK_FILTERS = frozenset(("names",))
 WORKER_WENT_AWAY = "Worker went away"
 #: The most jobs one batched claim may take.
 MAX_BATCH: Final = 1000
+#: The schema version that indexes (finished, state), which history counts along.
+FINISHED_INDEX_SCHEMA: Final = 24
 
 
 def default_backoff(retries: int) -> float:
@@ -421,23 +423,46 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         """A page of jobs, newest first, and the ``total`` matching the filters.
 
         Filters: ``before``, ``ids``, ``notes`` (any of these keys), ``queues``, ``states``,
-        ``tasks``. Inactive jobs that have expired are never listed. ``total`` is the true
-        count even for an offset past the end, where Perl reports 0 (an artefact of reading
-        it from the first row).
+        ``tasks``. Inactive jobs that have expired are never listed. ``total`` is exact up to
+        10,000 (``estimates.EXACT_UP_TO``); beyond that it is PostgreSQL's estimate, never less
+        than the jobs up to the end of this page (see :mod:`.estimates`). It is counted even
+        for an offset past the end, where Perl reports 0 (an artefact of reading it from the
+        first row).
         """
         params = self._page_params("list_jobs", offset, limit, options, _JOB_FILTERS)
-        jobs, total = self.page("list_jobs", (sql.LIST_JOBS, sql.COUNT_JOBS), params)
+        params["count_limit"] = estimates.count_limit()
+        with self.snapshot("list_jobs") as conn:
+            jobs, counted = self.page_on(conn, (sql.LIST_JOBS, sql.COUNT_JOBS), params)
+            # The jobs up to this page's end exist: an estimate must not fall short of them.
+            at_least = max(counted, params["offset"] + len(jobs) if jobs else 0)
+            total = estimates.count_or_estimate(conn, at_least, sql.ESTIMATE_LISTED_JOBS, params)
         return {"jobs": cast("list[JobInfo]", jobs), "total": total}
 
     def history(self) -> History:
-        """Finished and failed counts of the last 24 hours, one point per hour."""
-        return {"daily": cast("list[HistoryPoint]", self.rows("history", sql.HISTORY))}
+        """Finished and failed counts of the last 24 hours, one point per hour; exact.
+
+        Perl's 24 points (the first at ``NOW() - 23 hours``, epochs not aligned to the hour),
+        each counting the jobs that ended in its clock hour of the session time zone. Below
+        schema 24 the table is read whole, as Perl does.
+        """
+        indexed = self.schema_version >= FINISHED_INDEX_SCHEMA
+        with self.snapshot("history") as conn:
+            daily = conn.execute(sql.HISTORY if indexed else sql.HISTORY_SCAN).fetchall()
+        return {"daily": cast("list[HistoryPoint]", daily)}
 
     def stats(self) -> Stats:
-        """Counts of jobs, workers, locks (and schedules at schema 25)."""
+        """Counts of jobs, workers, locks (and schedules at schema 25).
+
+        ``failed_jobs`` and ``finished_jobs`` are exact up to 10,000 each
+        (``estimates.EXACT_UP_TO``); beyond that they are PostgreSQL's estimate (see
+        :mod:`.estimates`). Every other field is exact.
+        """
         query = sql.STATS_WITH_SCHEDULES if self.has_schedules else sql.STATS
-        row = self.row("stats", query)
-        assert row is not None, "a SELECT without FROM returns one row"
+        with self.snapshot("stats") as conn:
+            row = conn.execute(query, {"limit": estimates.count_limit()}).fetchone()
+            assert row is not None, "a SELECT without FROM returns one row"
+            for state in ("failed", "finished"):
+                row[f"{state}_jobs"] = estimates.jobs_in_state(conn, state, row[f"{state}_jobs"])
         row["inactive_workers"] = row["workers"] - row["active_workers"]
         return cast("Stats", row)
 

@@ -17,8 +17,8 @@ from helpers.sql import db_now, execute
 from helpers.waiting import wait_until
 from psycopg.rows import dict_row
 
-from minion_daemon.backend import PgBackend, observe, sql
-from minion_daemon.backend.observe import EXACT_UP_TO
+from minion_daemon.backend import PgBackend, estimates, sql
+from minion_daemon.backend.estimates import EXACT_UP_TO
 from minion_daemon.errors import BackendError, DatabaseUnavailableError
 
 MakeDatabase = Callable[[int | None], str]
@@ -199,7 +199,7 @@ def test_counts_past_the_limit_are_the_planners_estimates(
     for moment in moments:
         _ended_together(dsn, *moment)
     execute(dsn, "ANALYZE minion_jobs")
-    monkeypatch.setattr(observe, "EXACT_UP_TO", 4)
+    monkeypatch.setattr(estimates, "EXACT_UP_TO", 4)
     backend = PgBackend(dsn, pooled=False)
     try:
         seen = backend.observe()

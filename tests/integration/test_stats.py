@@ -291,3 +291,89 @@ def test_143_inactive_workers_can_be_negative(backend: PgBackend) -> None:
     stats = backend.stats()
     assert _counts(stats, "workers", "active_workers", "inactive_workers") == (0, 1, -1)
     assert stats["active_jobs"] == 1
+
+
+# Jobs that ended at given moments: (state, from the current clock hour's start or from now,
+# shifted by an interval). Hours are counted back from the current one.
+PLACED = [
+    ("finished", "hour", "-5 hours +10 minutes"),
+    ("finished", "hour", "-5 hours +50 minutes"),
+    ("failed", "hour", "-5 hours +30 minutes"),
+    # Four hours back: nothing.
+    ("failed", "hour", "-2 hours -1 microsecond"),  # the end of hour 3
+    ("finished", "hour", "-2 hours"),  # the start of hour 2
+    ("finished", "now", "0"),
+    ("finished", "now", "-23 hours +2 minutes"),  # inside the window, in its first hour(s)
+    # Outside the window, or in neither state: not counted anywhere.
+    ("failed", "now", "-23 hours -2 minutes"),
+    ("finished", "now", "-2 days"),
+    ("inactive", "hour", "-1 hour"),  # retried: its last end time is kept
+    ("active", "hour", "-1 hour"),
+]
+#: (failed, finished) by hours back from the current one.
+EXPECTED = {5: (1, 2), 4: (0, 0), 3: (1, 0), 2: (0, 1), 1: (0, 0), 0: (0, 1)}
+
+
+def _place(dsn: str) -> tuple[float, float]:
+    """Insert the PLACED jobs; the epochs of the current clock hour and of the clock hour of
+    the oldest job in the window."""
+    states, anchors, shifts = zip(*PLACED, strict=True)
+    execute(
+        dsn,
+        "INSERT INTO minion_jobs (args, delayed, finished, priority, state, task)"
+        " SELECT '[]', NOW(), CASE anchor WHEN 'hour' THEN DATE_TRUNC('hour', NOW()) ELSE NOW()"
+        "   END + shift, 0, state, 'test'"
+        " FROM UNNEST(%s::minion_state[], %s::text[], %s::interval[]) AS p(state, anchor, shift)",
+        [list(states), list(anchors), list(shifts)],
+    )
+    hour, window_start = execute(
+        dsn,
+        "SELECT EXTRACT(EPOCH FROM DATE_TRUNC('hour', NOW()))::float8,"
+        " EXTRACT(EPOCH FROM DATE_TRUNC('hour', MIN(finished)))::float8"
+        " FROM minion_jobs WHERE finished > NOW() - INTERVAL '23 hours'",
+    )[0]
+    return hour, window_start
+
+
+def _hours_of(dsn: str, epochs: list[float]) -> list[float]:
+    """The start of the clock hour (session time zone) of each epoch."""
+    rows = execute(
+        dsn,
+        "SELECT EXTRACT(EPOCH FROM DATE_TRUNC('hour', TO_TIMESTAMP(epoch)))::float8"
+        " FROM UNNEST(%s::float8[]) WITH ORDINALITY AS points(epoch, n) ORDER BY n",
+        [epochs],
+    )
+    return [row[0] for row in rows]
+
+
+@pytest.mark.parametrize("version", [25, 23])
+def test_48_history_counts_each_clock_hour_and_only_ended_jobs(
+    make_database: MakeDatabase, version: int
+) -> None:
+    """Schema 25 counts hour by hour along the (finished, state) index; schema 23, which has
+    no such index, in one pass over the table. Both give Perl's buckets."""
+    dsn = make_database(version)
+    backend = PgBackend(dsn, pooled=False, max_schema_version=version)
+    try:
+        hour, window_start = _place(dsn)
+        daily = backend.history()["daily"]
+    finally:
+        backend.close()
+    assert len(daily) == 24
+    # Should the hour turn before history() reads, every point moves one hour along.
+    by_hour = dict(
+        zip(
+            _hours_of(dsn, [point["epoch"] for point in daily]),
+            [(point["failed_jobs"], point["finished_jobs"]) for point in daily],
+            strict=True,
+        )
+    )
+    assert len(by_hour) == 24
+    expected = {hour - back * 3600: counts for back, counts in EXPECTED.items()}
+    expected[window_start] = (0, 1)
+    assert {at: by_hour[at] for at in expected} == expected
+    assert all(counts == (0, 0) for at, counts in by_hour.items() if at not in expected)
+    assert all(
+        type(point["failed_jobs"]) is int and type(point["finished_jobs"]) is int
+        for point in daily
+    )

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from helpers.catalog import describe
 from helpers.postgres import Server
+from helpers.sql import execute
 from psycopg.conninfo import conninfo_to_dict
 
 from minion_daemon.backend import PgBackend
@@ -206,3 +207,40 @@ def test_perl_and_we_count_the_same(shared: tuple[PgBackend, Peer]) -> None:
     assert ours["active_jobs"] == 1
     for key in ours.keys() - {"uptime"}:
         assert int(theirs[key]) == ours[key], key
+
+
+# One job every 17 minutes over the last 30 hours: one in three failed, one in seven retried
+# (inactive, its last end time kept), none near the edge of the 23-hour window.
+ENDED_EVERY_17_MINUTES = """
+INSERT INTO minion_jobs (args, delayed, finished, priority, state, task)
+SELECT '[]', NOW(), NOW() - n * INTERVAL '17 minutes', 0,
+  CASE WHEN n % 7 = 0 THEN 'inactive' WHEN n % 3 = 0 THEN 'failed' ELSE 'finished' END
+    ::minion_state, 'test'
+FROM generate_series(0, 105) AS n
+"""
+
+
+@pytest.mark.parametrize("version", [PERL_SCHEMA, 25])
+def test_perl_and_we_draw_the_same_history(
+    make_database: MakeDatabase, pg_server: Server, version: int
+) -> None:
+    """At 25 we count hour by hour along the (finished, state) index, at 23 in one pass over
+    the table; Perl groups every job of the window. The points must agree."""
+    dsn = make_database(version)
+    execute(dsn, ENDED_EVERY_17_MINUTES)
+    backend = PgBackend(dsn, pooled=False, max_schema_version=version)
+    try:
+        before = backend.history()["daily"]
+        theirs = _peer(pg_server, dsn).run("history")["daily"]
+        after = backend.history()["daily"]
+    finally:
+        backend.close()
+
+    def counts(daily: list[Any]) -> list[tuple[int, int]]:
+        return [(int(point["failed_jobs"]), int(point["finished_jobs"])) for point in daily]
+
+    # Should the clock hour turn between the calls, one of ours still matches Perl's.
+    assert counts(theirs) in (counts(before), counts(after))
+    assert sum(failed for failed, _ in counts(theirs)) > 0
+    for ours, perl in zip(before, theirs, strict=True):
+        assert float(perl["epoch"]) == pytest.approx(ours["epoch"], abs=60)

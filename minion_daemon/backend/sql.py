@@ -167,22 +167,32 @@ WHERE (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
 # The page and the total are separate statements. Perl's single statement with COUNT(*) OVER()
 # materialises every matching row, children included, before the LIMIT applies; at millions of
 # rows that took tens of seconds and exhausted temp space (Minion #139). Here the page is read
-# backwards along the primary key and stops at LIMIT, and `children` runs for page rows only.
+# backwards along the primary key and stops at LIMIT, and `children` is looked up in an outer
+# query for the page's rows only: in the page query itself it ran for every row the OFFSET
+# skipped too (2.7 s for offset 500,000 at 1M rows).
 LIST_JOBS: Final = (
     """
 SELECT id, args, attempts,
-  ARRAY(SELECT c.id FROM minion_jobs AS c WHERE c.parents @> ARRAY[j.id] ORDER BY c.id) AS children,
-  EXTRACT(EPOCH FROM created)::float8 AS created, EXTRACT(EPOCH FROM delayed)::float8 AS delayed,
-  EXTRACT(EPOCH FROM expires)::float8 AS expires, EXTRACT(EPOCH FROM finished)::float8 AS finished,
-  lax, notes, parents, priority, queue, result, EXTRACT(EPOCH FROM retried)::float8 AS retried,
-  retries, EXTRACT(EPOCH FROM started)::float8 AS started, state::text AS state, task,
-  EXTRACT(EPOCH FROM NOW())::float8 AS time, worker
-FROM minion_jobs AS j
+  ARRAY(SELECT c.id FROM minion_jobs AS c WHERE c.parents @> ARRAY[page.id] ORDER BY c.id)
+    AS children,
+  created, delayed, expires, finished, lax, notes, parents, priority, queue, result, retried,
+  retries, started, state, task, time, worker
+FROM (
+  SELECT id, args, attempts,
+    EXTRACT(EPOCH FROM created)::float8 AS created, EXTRACT(EPOCH FROM delayed)::float8 AS delayed,
+    EXTRACT(EPOCH FROM expires)::float8 AS expires,
+    EXTRACT(EPOCH FROM finished)::float8 AS finished, lax, notes, parents, priority, queue,
+    result, EXTRACT(EPOCH FROM retried)::float8 AS retried, retries,
+    EXTRACT(EPOCH FROM started)::float8 AS started, state::text AS state, task,
+    EXTRACT(EPOCH FROM NOW())::float8 AS time, worker
+  FROM minion_jobs AS j
 """
     + _JOB_FILTER
     + """
+  ORDER BY id DESC
+  LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint
+) AS page
 ORDER BY id DESC
-LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint
 """
 )
 

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.errors import MinionError
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 HEARTBEAT_LIMIT: Final = 30.0
 #: The longest a scrape waits for a connection when the database is away.
 CONNECT_TIMEOUT: Final = 2
+#: A process's metric file starts with 8 bytes of header once its process has sized it.
+_FILE_HEADER: Final = 8
 
 
 class MetricsBindError(MinionError):
@@ -70,10 +74,35 @@ def run_metrics_process(config: Config, dsn: str, directory: Path, listener: soc
     return 0
 
 
+class ProcessFiles(Collector):
+    """The numbers every process of the daemon wrote to its files in ``directory``.
+
+    prometheus-client's own reader fails on a file its process has created but not yet sized
+    (prometheus/client_python#1199): one such file, of a worker starting or of one killed in
+    that moment, turned every scrape into an HTTP 500. This reader leaves such files out.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in self.directory.glob("*.db"):
+            try:
+                if path.stat().st_size >= _FILE_HEADER:
+                    files.append(str(path))
+            except FileNotFoundError:  # its process ended and the supervisor removed it
+                continue
+        merged: Iterable[Metric] = MultiProcessCollector.merge(  # type: ignore[no-untyped-call]
+            files, accumulate=True
+        )
+        return merged
+
+
 def metrics_app(collector: DatabaseCollector, directory: Path) -> WSGIApplication:
     """The WSGI application of the three paths."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry.register(ProcessFiles(directory))
     registry.register(collector)
     exposition = make_wsgi_app(registry)
 
@@ -107,8 +136,7 @@ def _answer(start_response: StartResponse, ok: bool, text: str) -> list[bytes]:
 
 def _supervisor_value(directory: Path, name: str, **labels: str) -> float:
     """A sample the supervisor wrote; 0 when it has not yet."""
-    reader = MultiProcessCollector(None, path=str(directory))  # type: ignore[no-untyped-call]
-    for metric in reader.collect():  # type: ignore[no-untyped-call]
+    for metric in ProcessFiles(directory).collect():
         for sample in metric.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)

@@ -10,6 +10,61 @@ from helpers.postgres import Databases, Reusable, Server, run_server
 
 from minion_daemon.backend import PgBackend
 
+#: The estimate of a test marked ``slow`` without ``seconds``.
+SLOW_SECONDS = 10.0
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's own, which adds the group to each node id
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first, by the ``seconds`` of the ``slow`` marker: under xdist the long tests
+    then start at once, and the short ones fill in around them instead of waiting for the
+    long ones to become the tail of the run. (An xdist group goes where its first test goes.)
+
+    In an xdist test process, also refuse to run when a test lost its ``xdist_group``: the
+    tests of a group must never overlap, and xdist drops groups silently (pytest 9.2).
+    """
+
+    def estimate(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("slow")
+        return 0.0 if marker is None else float(marker.kwargs.get("seconds", SLOW_SECONDS))
+
+    items.sort(key=estimate, reverse=True)  # stable: collection order among equals
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            groups = [str(mark.args[0]) for mark in item.iter_markers("xdist_group")]
+            if groups and not (len(groups) == 1 and item.nodeid.endswith(f"@{groups[0]}")):
+                raise RuntimeError(
+                    f"{item.nodeid}: xdist_group {groups} not applied (one group per test;"
+                    " pytest-dev/pytest-xdist#1386 for pytest 9.2)"
+                )
+
+
+@pytest.fixture
+def figures(record_property: Callable[[str, object], None]) -> Callable[[str], None]:
+    """``figures(text)``: report what a test measured, in the summary of the run (and at
+    once with ``-s``). Under xdist a test's output is not shown, but its properties are."""
+
+    def report(text: str) -> None:
+        print(f"\n{text}")
+        record_property("figures", text)
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    found = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "figures"
+    ]
+    if found:
+        terminalreporter.write_sep("-", "figures")
+        for line in sorted(found):
+            terminalreporter.write_line(line)
+
 
 def _migrate(dsn: str, version: int) -> None:
     backend = PgBackend(dsn, pooled=False)

@@ -1,4 +1,11 @@
-"""Fixtures of the fault tests: the real daemon, tuned to notice deaths in seconds."""
+"""Fixtures of the fault tests: the real daemon, tuned to notice deaths in seconds.
+
+Every fault test module is in the xdist group ``faults``: its tests run one after another in
+one test process. The kill storm loads the machine more than anything else in the suite,
+and the others time what they check (recovery, pickup after LISTEN is lost, a graceful stop
+under load), so none of them runs beside another. The storm goes first (its ``slow``
+estimate), the rest of the suite fills the other test processes meanwhile.
+"""
 
 from __future__ import annotations
 

@@ -22,6 +22,9 @@ from helpers.postgres import Server, throwaway_cluster
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
 
+#: One after another, never beside each other: see tests/faults/conftest.py.
+pytestmark = pytest.mark.xdist_group("faults")
+
 TESTS = Path(__file__).resolve().parents[1]
 JOBS = 24
 

@@ -10,6 +10,10 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 
+#: The xdist group of the tests whose daemon listens on the default metrics address,
+#: 127.0.0.1:9464: one at a time, or the second would find the port taken.
+DEFAULT_METRICS_PORT = "metrics_default_port"
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+from helpers.daemon import DEFAULT_METRICS_PORT
 from helpers.security_tasks import descendants, sockets
 from helpers.waiting import wait_until
 
@@ -81,6 +83,7 @@ def _listening(pids: list[int]) -> dict[int, set[tuple[str, int]]]:
     }
 
 
+@pytest.mark.xdist_group(DEFAULT_METRICS_PORT)
 def test_the_daemon_serves_metrics_on_loopback_by_default(start_daemon: Any, dsn: str) -> None:
     # A failure, not a skip: the default address is what this test is about.
     assert _port_is_free(("0.0.0.0", DEFAULT[1])), (  # noqa: S104 - probing every interface

@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers.daemon import add_distribution
 from helpers.postgres import Databases, Reusable, Server, run_server
 
+from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
 
 #: The estimate of a test marked ``slow`` without ``seconds``.
@@ -124,14 +126,16 @@ def backend(dsn: str) -> Iterator[PgBackend]:
 
 
 @pytest.fixture
+def minion(dsn: str) -> Iterator[Minion]:
+    """A Minion on ``dsn``, beside the process under test."""
+    minion = Minion(PgBackend(dsn, min_size=0))
+    yield minion
+    minion.close()
+
+
+@pytest.fixture
 def task_path(tmp_path: Path) -> Path:
     """A directory for PYTHONPATH holding a distribution whose minion_daemon.tasks entry
     points are some of the worker test tasks (helpers.worker_tasks, on PYTHONPATH too)."""
-    info = tmp_path / "daemon_test_tasks-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: daemon-test-tasks\nVersion: 1.0\n")
-    entry_points = "\n".join(
-        f"{name} = helpers.worker_tasks:{name}" for name in ("add", "sleep", "stubborn")
-    )
-    (info / "entry_points.txt").write_text(f"[minion_daemon.tasks]\n{entry_points}\n")
-    return tmp_path
+    points = {name: f"helpers.worker_tasks:{name}" for name in ("add", "sleep", "stubborn")}
+    return add_distribution(tmp_path, "daemon-test-tasks", points)

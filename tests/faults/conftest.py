@@ -9,28 +9,19 @@ estimate), the rest of the suite fills the other test processes meanwhile.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from helpers.daemon import Daemon
+from helpers.daemon import Daemon, Settings, add_distribution, running_daemons
 from helpers.fault_tasks import ENTRY_POINTS
 
 
 @pytest.fixture
 def fault_task_path(task_path: Path) -> Path:
     """``task_path`` plus a distribution with the fault tests' tasks (helpers.fault_tasks)."""
-    info = task_path / "fault_test_tasks-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fault-test-tasks\nVersion: 1.0\n")
-    lines = "\n".join(f"{name} = {target}" for name, target in ENTRY_POINTS.items())
-    (info / "entry_points.txt").write_text(f"[minion_daemon.tasks]\n{lines}\n")
-    return task_path
+    return add_distribution(task_path, "fault-test-tasks", ENTRY_POINTS)
 
 
 Launch = Callable[..., Daemon]
@@ -45,11 +36,9 @@ def launch(tmp_path: Path, fault_task_path: Path) -> Iterator[Launch]:
     ``Daemon.log``. Request it after the fixture of the database: fixtures end in reverse
     order, so the daemon then stops before its database is emptied or dropped.
     """
-    daemons: list[Daemon] = []
 
-    def start(dsn: str, **sections: Any) -> Daemon:
-        settings: dict[str, Any] = {
-            "postgres": {"dsn": dsn},
+    def defaults() -> Settings:
+        return {
             "workers": {
                 "processes": 2,
                 "jobs": 4,
@@ -63,30 +52,10 @@ def launch(tmp_path: Path, fault_task_path: Path) -> Iterator[Launch]:
             "metrics": {"enabled": False},
             "logging": {"format": "json"},
         }
-        for name, values in sections.items():
-            settings.setdefault(name, {}).update(values)
-        config = tmp_path / f"config-{len(daemons)}.yaml"
-        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-        log = tmp_path / f"daemon-{len(daemons)}.log"
-        daemon = Daemon(config, fault_task_path, None, log=log)
-        daemons.append(daemon)
-        return daemon
 
-    yield start
-    for daemon in daemons:
-        _stop(daemon)
+    with running_daemons(tmp_path, fault_task_path, defaults) as daemons:
 
+        def start(dsn: str, **sections: Any) -> Daemon:
+            return daemons.start({"postgres": {"dsn": dsn}}, sections)
 
-def _stop(daemon: Daemon) -> None:
-    """A fast stop (QUIT), while the database is still there for the workers to record what
-    they killed; KILL if that hangs. A KILL first would leave the workers to stop on their
-    own, after the database they record into was dropped."""
-    if daemon.process.poll() is not None:
-        return
-    daemon.signal(signal.SIGQUIT)
-    try:
-        daemon.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        daemon.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            daemon.process.wait(timeout=10)
+        yield start

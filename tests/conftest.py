@@ -87,9 +87,7 @@ def pg_server(databases: Databases) -> Server:
     return databases.server
 
 
-@pytest.fixture
-def make_database(databases: Databases) -> Iterator[Callable[[int | None], str]]:
-    """Create fresh databases at a schema version (None: empty); each is dropped after the test."""
+def _databases_made(databases: Databases) -> Iterator[Callable[[int | None], str]]:
     created: list[str] = []
 
     def make(version: int | None = 25) -> str:
@@ -100,6 +98,18 @@ def make_database(databases: Databases) -> Iterator[Callable[[int | None], str]]
     yield make
     for name in created:
         databases.drop(name)
+
+
+@pytest.fixture
+def make_database(databases: Databases) -> Iterator[Callable[[int | None], str]]:
+    """Create fresh databases at a schema version (None: empty); each is dropped after the test."""
+    yield from _databases_made(databases)
+
+
+@pytest.fixture(scope="module")
+def make_module_database(databases: Databases) -> Iterator[Callable[[int | None], str]]:
+    """``make_database`` for module-scoped fixtures: each is dropped after the module."""
+    yield from _databases_made(databases)
 
 
 @pytest.fixture(scope="session")

@@ -35,11 +35,11 @@ def test_a_scrape_reads_the_files_of_every_process(backend: PgBackend, tmp_path:
 def test_a_file_its_process_has_not_sized_yet_does_not_fail_the_scrape(
     backend: PgBackend, tmp_path: Path
 ) -> None:
-    """What a scrape finds while a new worker process creates its first metric, and for good
-    after a worker killed in that moment (its counters are kept, see ``forget_process``).
-    Seen as HTTP 500 answers to the e2e tests' scrapes while the daemon boots on a busy
-    machine. Once prometheus-client (or metrics/server.py) reads such a file as empty, this
-    test passes, xfail_strict fails it, and the marker (and the tolerance of
-    tests/e2e/test_metrics.py's ``_up``) should go."""
+    """What a scrape finds while a worker process creates its first metric of a kind (as it
+    boots, as it ends its first job), and for good after a worker killed in that moment (its
+    counters are kept, see ``forget_process``). Seen as HTTP 500 answers to the e2e tests'
+    scrapes on a busy machine. Once prometheus-client (or metrics/server.py) reads such a
+    file as empty, this test passes, xfail_strict fails it, and the marker (and the retry
+    of tests/e2e/test_metrics.py's ``_get_metrics``) should go."""
     (tmp_path / "counter_4242.db").touch()
     assert _status(backend, tmp_path, "/metrics") == "200 OK"

@@ -9,6 +9,7 @@ estimate), the rest of the suite fills the other test processes meanwhile.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,30 @@ from typing import Any
 import pytest
 from helpers.daemon import Daemon, Settings, add_distribution, running_daemons
 from helpers.fault_tasks import ENTRY_POINTS
+from helpers.postgres import Server, throwaway_cluster
+from psycopg import sql
+
+
+@pytest.fixture(scope="package")
+def cluster() -> Iterator[Server]:
+    """A private cluster (initdb/pg_ctl) for the tests that restart PostgreSQL or cut every
+    session, which would break the other tests on the shared server; one for them all."""
+    server = throwaway_cluster()
+    if server is None:
+        pytest.fail("these tests need initdb and pg_ctl (Debian's postgresql package)")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cluster_dsn(cluster: Server) -> str:
+    """A new, empty database of the test's own on the private cluster."""
+    name = f"faults_{secrets.token_hex(4)}"
+    with cluster.admin() as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return cluster.dsn(name)
 
 
 @pytest.fixture

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 import pytest
 from helpers.fault_tasks import double_finishes, hasten_retries, instrument, violations
-from helpers.postgres import Server, throwaway_cluster
+from helpers.postgres import Server
 from helpers.sql import execute
-from psycopg import sql
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.backend.sql import LISTEN
@@ -44,31 +42,16 @@ RECOVERY_LIMIT = 15.0
 DEQUEUE_TIMEOUT = 5.0
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Server]:
-    server = throwaway_cluster()
-    if server is None:
-        pytest.fail("these tests need initdb and pg_ctl (Debian's postgresql package)")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def database(cluster: Server) -> str:
+def database(cluster_dsn: str) -> str:
     """A fresh database on the cluster, migrated and instrumented (helpers.fault_tasks)."""
-    name = f"faults_{secrets.token_hex(4)}"
-    with cluster.admin() as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = cluster.dsn(name)
-    backend = PgBackend(dsn, pooled=False)
+    backend = PgBackend(cluster_dsn, pooled=False)
     try:
         backend.migrate(25)
     finally:
         backend.close()
-    instrument(dsn)
-    return dsn
+    instrument(cluster_dsn)
+    return cluster_dsn
 
 
 def _await(probe: Callable[[], T | None], timeout: float, what: str) -> T:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.daemon import Daemon, Settings, free_port, running_daemons
+from helpers.daemon import Daemon, Settings, free_port, quick_settings, running_daemons
 
 
 @pytest.fixture
@@ -16,16 +16,8 @@ def start(tmp_path: Path, task_path: Path, dsn: str) -> Iterator[Any]:
     settings updated by ``sections``; returns the daemon and its config file."""
 
     def defaults() -> Settings:
-        return {
+        return quick_settings() | {
             "postgres": {"dsn": dsn},
-            "workers": {
-                "processes": 2,
-                "dequeue_timeout": 1,
-                "command_interval": 1,
-                "heartbeat_interval": 1,
-            },
-            "repair": {"interval": 3600},
-            "shutdown": {"graceful_timeout": 5},
             "metrics": {"listen": f"127.0.0.1:{free_port()}"},
         }
 

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.daemon import Daemon, Settings, add_distribution, running_daemons
+from helpers.daemon import (
+    Daemon,
+    Settings,
+    add_distribution,
+    quick_settings,
+    running_daemons,
+)
 from helpers.fault_tasks import ENTRY_POINTS
 from helpers.postgres import Server, throwaway_cluster
 from psycopg import sql
@@ -63,20 +69,13 @@ def launch(tmp_path: Path, fault_task_path: Path) -> Iterator[Launch]:
     """
 
     def defaults() -> Settings:
-        return {
-            "workers": {
-                "processes": 2,
-                "jobs": 4,
-                "dequeue_timeout": 1,
-                "command_interval": 1,
-                "heartbeat_interval": 1,
-            },
-            "repair": {"interval": 3600},
-            "shutdown": {"graceful_timeout": 5},
+        settings = quick_settings() | {
             "tasks": {"entry_points": [*ENTRY_POINTS, "sleep"]},
             "metrics": {"enabled": False},
             "logging": {"format": "json"},
         }
+        settings["workers"]["jobs"] = 4
+        return settings
 
     with running_daemons(tmp_path, fault_task_path, defaults) as daemons:
 

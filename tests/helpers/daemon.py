@@ -26,6 +26,21 @@ DEFAULT_METRICS_PORT = "metrics_default_port"
 Settings = dict[str, dict[str, Any]]
 
 
+def quick_settings() -> Settings:
+    """What the e2e and fault tests' daemons share: two worker processes that wait for jobs,
+    heartbeat and read their inbox every second; no repair but the first; 5 s to stop."""
+    return {
+        "workers": {
+            "processes": 2,
+            "dequeue_timeout": 1,
+            "command_interval": 1,
+            "heartbeat_interval": 1,
+        },
+        "repair": {"interval": 3600},
+        "shutdown": {"graceful_timeout": 5},
+    }
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

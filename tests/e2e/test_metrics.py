@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from helpers.daemon import Daemon
 from helpers.postgres import throwaway_cluster
+from helpers.sql import hasten_retries
 from helpers.waiting import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -197,7 +198,9 @@ def test_promtool_accepts_a_live_scrape(start: Any, minion: Minion) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_outcomes_tell_retried_from_failed_and_killed(start: Any, minion: Minion) -> None:
+def test_outcomes_tell_retried_from_failed_and_killed(
+    start: Any, minion: Minion, dsn: str
+) -> None:
     daemon, _ = start(metrics={"cache_seconds": 0}, workers={"tasks": {"stubborn": {"timeout": 1}}})
     _up(daemon)
     minion.enqueue("add", ["one"], attempts=2)
@@ -205,6 +208,7 @@ def test_outcomes_tell_retried_from_failed_and_killed(start: Any, minion: Minion
     labels = {"task": "add", "queue": "default"}
 
     def counted() -> Samples | None:
+        hasten_retries(dsn)  # the first retry's backoff is 15 s (retries ** 4 + 15)
         samples = _scrape(daemon)
         outcomes = [
             _value(samples, "minion_jobs_processed_total", outcome=outcome, **labels)
@@ -218,7 +222,6 @@ def test_outcomes_tell_retried_from_failed_and_killed(start: Any, minion: Minion
             else None
         )
 
-    # The retry's backoff is retries ** 4 + 15 s: 15 s for the first.
     wait_until(counted, 40, "a retried, a failed and a timed out run")
     assert minion.job(timed_out).info["result"] == "Job timed out after 1 seconds"
     daemon.signal(signal.SIGTERM)

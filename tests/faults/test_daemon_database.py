@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
-from helpers.fault_tasks import double_finishes, hasten_retries, instrument, violations
+from helpers.fault_tasks import double_finishes, instrument, violations
 from helpers.postgres import Server
-from helpers.sql import execute
+from helpers.sql import execute, hasten_retries
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.backend.sql import LISTEN

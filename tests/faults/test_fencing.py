@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 import pytest
-from helpers.fault_tasks import hasten_retries, instrument, violations
+from helpers.fault_tasks import instrument, violations
 from helpers.processes import signal_child
-from helpers.sql import execute
+from helpers.sql import execute, hasten_retries
 from helpers.waiting import wait_until
 
 from minion_daemon.backend import PgBackend

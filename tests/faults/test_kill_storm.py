@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 from helpers.daemon import Daemon
-from helpers.fault_tasks import double_finishes, hasten_retries, instrument, violations
+from helpers.fault_tasks import double_finishes, instrument, violations
 from helpers.processes import children, signal_child
-from helpers.sql import execute
+from helpers.sql import execute, hasten_retries
 from helpers.waiting import wait_until
 
 from minion_daemon.backend import PgBackend

@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests: the real daemon as a subprocess, and a Minion beside it."""
+"""Fixtures of the end-to-end tests: the real daemon as a subprocess."""
 
 from __future__ import annotations
 

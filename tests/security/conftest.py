@@ -24,9 +24,15 @@ def task_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_daemon(tmp_path: Path, task_path: Path) -> Iterator[Callable[[Settings], Daemon]]:
+def start_daemon(
+    tmp_path: Path, task_path: Path, dsn: str
+) -> Iterator[Callable[[Settings], Daemon]]:
     """``start_daemon(settings)``: ``minion-daemon run`` with exactly this configuration (JSON
-    logs at debug level unless it says otherwise); stopped after the test if still running."""
+    logs at debug level unless it says otherwise); stopped after the test if still running.
+
+    It requests ``dsn`` (a test's settings name it, or another database) only so as to end
+    before it: the daemons stop before the database is emptied for the next test.
+    """
 
     def defaults() -> Settings:
         return {"logging": {"format": "json", "level": "debug"}}

@@ -33,7 +33,11 @@ def test_the_default_metrics_address_is_loopback() -> None:
 
 
 def _port_is_free(address: tuple[str, int]) -> bool:
+    """Whether the daemon could listen there. As the daemon's own socket does, the probe
+    ignores TIME_WAIT connections (the scrapes of a run a minute ago): only a listener or
+    a bound socket takes the port."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError:

@@ -27,10 +27,11 @@ from minion_daemon.cli_jobs.setup import (
     CommandFailed,
     CommandLineError,
     Connector,
+    add_job_option,
     add_limit_options,
-    flag,
     integer,
     integers,
+    job_options,
     json_array,
     json_object,
     json_value,
@@ -43,6 +44,11 @@ from minion_daemon.job import Job
 from minion_daemon.minion import ForegroundError, Minion
 from minion_daemon.tasks.discovery import load_into
 
+#: Whom -A -E -p -x apply to, in their help.
+_NEW_JOB = "a new job"
+#: The options of a new job or a retry (-q aside: it also filters the job list).
+_JOB_OPTION_NAMES = ("attempts", "delay", "expire", "lax", "parents", "priority")
+
 
 def add_parser(commands: Any, connector: Connector) -> None:
     """Register ``job`` on the ``minion-daemon`` subcommands."""
@@ -54,12 +60,12 @@ def add_parser(commands: Any, connector: Connector) -> None:
         allow_abbrev=False,
     )
     option = parser.add_argument
-    option("-A", "--attempts", metavar="N", help="attempts of a new job (default 1) or a retry")
+    add_job_option(parser, "-A", _NEW_JOB, retry=True)
     option("-a", "--args", metavar="JSON", help="JSON array: arguments of a new job or of -b")
     option("-b", "--broadcast", metavar="COMMAND", help="send a remote control command to the"
            " workers IDS (default: all)")
     option("-d", "--delay", metavar="SECONDS", help="delay a new job or a retry")
-    option("-E", "--expire", metavar="SECONDS", help="a new job or retry expires after this")
+    add_job_option(parser, "-E", _NEW_JOB, retry=True)
     option("-e", "--enqueue", metavar="TASK", help="enqueue a new job and print its id")
     option("-f", "--foreground", action="store_true", help="retry job ID in the"
            " minion_foreground queue and perform it here and now (for debugging)")
@@ -69,7 +75,7 @@ def add_parser(commands: Any, connector: Connector) -> None:
            " JSON array of keys: list only jobs with one of these notes")
     option("-P", "--parent", action="append", metavar="ID", help="a job the new job or retry"
            " depends on (repeatable)")
-    option("-p", "--priority", metavar="N", help="priority of a new job (default 0) or a retry")
+    add_job_option(parser, "-p", _NEW_JOB, retry=True)
     option("-q", "--queue", action="append", metavar="NAME", help="queue of a new job or retry"
            " (the last one given); list only jobs in these queues (repeatable)")
     option("-R", "--retry", action="store_true", help="retry job ID with -A -d -E -P -p -q -x")
@@ -85,8 +91,7 @@ def add_parser(commands: Any, connector: Connector) -> None:
            " (repeatable)")
     option("-U", "--unlock", metavar="NAME", help="release one lock of this name")
     option("-w", "--workers", action="store_true", help="list workers, or show worker ID")
-    option("-x", "--lax", metavar="BOOL", help="a new job or retry may run once its parents"
-           " ended, failed ones included (1 or 0)")
+    add_job_option(parser, "-x", _NEW_JOB, retry=True)
     add_limit_options(parser, "jobs, workers or locks")
     option("ids", nargs="*", metavar="ID", help="a job id; worker ids with -b and -w,"
            " lock names with -L")
@@ -109,15 +114,7 @@ class _Values:
     def parse(cls, arguments: argparse.Namespace) -> _Values:
         queue = arguments.queue[-1] if arguments.queue else None
         offset, limit = page(arguments)
-        job = present(
-            attempts=integer("-A/--attempts", arguments.attempts),
-            delay=integer("-d/--delay", arguments.delay),
-            expire=integer("-E/--expire", arguments.expire),
-            lax=flag("-x/--lax", arguments.lax),
-            parents=integers("-P/--parent", arguments.parent),
-            priority=integer("-p/--priority", arguments.priority),
-            queue=queue,
-        )
+        job = job_options(arguments, _JOB_OPTION_NAMES, queue)
         args = json_array("-a/--args", arguments.args)
         notes = json_value("-n/--notes", arguments.notes)
         return cls(arguments.json, args, notes, job, offset, limit)

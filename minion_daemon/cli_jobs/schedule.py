@@ -18,18 +18,20 @@ from minion_daemon.cli_jobs.setup import (
     CommandFailed,
     CommandLineError,
     Connector,
+    add_job_option,
     add_limit_options,
-    flag,
-    integer,
+    job_options,
     json_array,
-    json_object,
-    json_value,
     page,
-    present,
     runner,
     show,
 )
 from minion_daemon.minion import Minion
+
+#: Whom -A -E -p -x apply to, in their help.
+_EACH_JOB = "each enqueued job"
+#: The options of each job a schedule enqueues.
+_JOB_OPTION_NAMES = ("attempts", "expire", "lax", "notes", "priority")
 
 
 def add_parser(commands: Any, connector: Connector) -> None:
@@ -45,22 +47,21 @@ def add_parser(commands: Any, connector: Connector) -> None:
     )
     connector.add_options(parser)
     option = parser.add_argument
-    option("-A", "--attempts", metavar="N", help="attempts of each enqueued job (default 1)")
+    add_job_option(parser, "-A", _EACH_JOB, retry=False)
     option("-a", "--args", metavar="JSON", help="JSON array: arguments of each enqueued job")
     option("-c", "--cron", metavar="EXPRESSION", help="cron expression of the new schedule")
     option("-d", "--dispatch", action="store_true", help="enqueue the jobs of due schedules now")
-    option("-E", "--expire", metavar="SECONDS", help="each enqueued job expires after this")
+    add_job_option(parser, "-E", _EACH_JOB, retry=False)
     option("-e", "--enqueue", metavar="NAME", help="add or replace the schedule NAME (needs -c"
            " and -t) and print its id")
     option("-n", "--notes", metavar="JSON", help="JSON object: notes of each enqueued job")
     option("-P", "--pause", metavar="NAME", help="pause a schedule")
-    option("-p", "--priority", metavar="N", help="priority of each enqueued job (default 0)")
+    add_job_option(parser, "-p", _EACH_JOB, retry=False)
     option("-q", "--queue", metavar="NAME", help="queue of each enqueued job (default default)")
     option("-R", "--remove", metavar="NAME", help="remove a schedule")
     option("-r", "--resume", metavar="NAME", help="resume a paused schedule")
     option("-t", "--task", metavar="TASK", help="task of the new schedule")
-    option("-x", "--lax", metavar="BOOL", help="each enqueued job may run once its parents"
-           " ended, failed ones included (1 or 0)")
+    add_job_option(parser, "-x", _EACH_JOB, retry=False)
     add_limit_options(parser, "schedules")
     option("name", nargs="?", metavar="NAME", help="show this schedule")
     parser.set_defaults(run=runner(connector, _prepare))
@@ -90,14 +91,7 @@ def _schedule(arguments: argparse.Namespace) -> Action:
     if arguments.task is None:
         raise CommandLineError("Task is required (-t).")
     args = json_array("-a/--args", arguments.args)
-    options = present(
-        attempts=integer("-A/--attempts", arguments.attempts),
-        expire=integer("-E/--expire", arguments.expire),
-        lax=flag("-x/--lax", arguments.lax),
-        notes=json_object("-n/--notes", json_value("-n/--notes", arguments.notes)),
-        priority=integer("-p/--priority", arguments.priority),
-        queue=arguments.queue,
-    )
+    options = job_options(arguments, _JOB_OPTION_NAMES, arguments.queue)
 
     def schedule(minion: Minion) -> int:
         name, cron, task = arguments.enqueue, arguments.cron, arguments.task

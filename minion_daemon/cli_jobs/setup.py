@@ -149,6 +149,54 @@ def present(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
+#: The options of a job to enqueue that ``job`` and ``schedule`` share: long name, metavar and
+#: help, where ``{job}`` names the job(s) they apply to and ``{or_retry}`` / ``{or_a_retry}``
+#: what ``job -R`` adds.
+_JOB_OPTIONS: Final = {
+    "-A": ("--attempts", "N", "attempts of {job} (default 1){or_a_retry}"),
+    "-E": ("--expire", "SECONDS", "{job}{or_retry} expires after this"),
+    "-p": ("--priority", "N", "priority of {job} (default 0){or_a_retry}"),
+    "-x": (
+        "--lax",
+        "BOOL",
+        "{job}{or_retry} may run once its parents ended, failed ones included (1 or 0)",
+    ),
+}
+
+
+def add_job_option(parser: argparse.ArgumentParser, name: str, job: str, retry: bool) -> None:
+    """Declare ``name``, one of ``-A -E -p -x``, for ``job`` ("a new job"); ``retry``: the
+    option also applies to a retry. One at a time, so each command keeps its option order."""
+    long, metavar, text = _JOB_OPTIONS[name]
+    retried = {"or_retry": " or retry", "or_a_retry": " or a retry"} if retry else {}
+    words = {"or_retry": "", "or_a_retry": ""} | retried
+    parser.add_argument(name, long, metavar=metavar, help=text.format(job=job, **words))
+
+
+#: How ``job_options`` reads each option of a job: its ``argparse`` destination and check.
+_JOB_VALUES: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
+    "attempts": ("attempts", lambda value: integer("-A/--attempts", value)),
+    "delay": ("delay", lambda value: integer("-d/--delay", value)),
+    "expire": ("expire", lambda value: integer("-E/--expire", value)),
+    "lax": ("lax", lambda value: flag("-x/--lax", value)),
+    "notes": ("notes", lambda value: json_object("-n/--notes", json_value("-n/--notes", value))),
+    "parents": ("parent", lambda value: integers("-P/--parent", value)),
+    "priority": ("priority", lambda value: integer("-p/--priority", value)),
+}
+
+
+def job_options(
+    arguments: argparse.Namespace, names: tuple[str, ...], queue: str | None
+) -> dict[str, Any]:
+    """The options of a job given on the command line: the checked values of ``names`` (in
+    that order: the first bad one is the one reported), then ``queue``."""
+    checked = {}
+    for name in names:
+        destination, check = _JOB_VALUES[name]
+        checked[name] = check(getattr(arguments, destination))
+    return present(**checked, queue=queue)
+
+
 def add_limit_options(parser: argparse.ArgumentParser, what: str) -> None:
     option = parser.add_argument
     option("-l", "--limit", default="100", metavar="N", help=f"{what} to list, default 100")

@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests: the real daemon as a subprocess, and a Minion beside it."""
+"""Fixtures of the end-to-end tests: the real daemon as a subprocess."""
 
 from __future__ import annotations
 
@@ -7,48 +7,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from helpers.daemon import Daemon, free_port
-
-from minion_daemon import Minion
-from minion_daemon.backend import PgBackend
+from helpers.daemon import Daemon, Settings, free_port, quick_settings, running_daemons
 
 
 @pytest.fixture
 def start(tmp_path: Path, task_path: Path, dsn: str) -> Iterator[Any]:
-    """Start ``minion-daemon run`` with a config of test settings updated by ``sections``."""
-    daemons: list[Daemon] = []
+    """``start(environ=None, **sections)``: ``minion-daemon run`` with a config of test
+    settings updated by ``sections``; returns the daemon and its config file."""
 
-    def start_daemon(environ: dict[str, str] | None = None, **sections: Any) -> tuple[Daemon, Path]:
-        settings: dict[str, Any] = {
+    def defaults() -> Settings:
+        return quick_settings() | {
             "postgres": {"dsn": dsn},
-            "workers": {
-                "processes": 2,
-                "dequeue_timeout": 1,
-                "command_interval": 1,
-                "heartbeat_interval": 1,
-            },
-            "repair": {"interval": 3600},
-            "shutdown": {"graceful_timeout": 5},
             "metrics": {"listen": f"127.0.0.1:{free_port()}"},
         }
-        for name, values in sections.items():
-            settings.setdefault(name, {}).update(values)
-        config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-        daemon = Daemon(config, task_path, settings["metrics"]["listen"], **(environ or {}))
-        daemons.append(daemon)
-        return daemon, config
 
-    yield start_daemon
-    for daemon in daemons:
-        if daemon.process.returncode is None:
-            daemon.process.kill()
-            daemon.process.communicate()
+    with running_daemons(tmp_path, task_path, defaults) as daemons:
 
+        def start_daemon(
+            environ: dict[str, str] | None = None, **sections: Any
+        ) -> tuple[Daemon, Path]:
+            daemon = daemons.start(sections, **(environ or {}))
+            return daemon, daemon.config
 
-@pytest.fixture
-def minion(dsn: str) -> Iterator[Minion]:
-    minion = Minion(PgBackend(dsn, min_size=0))
-    yield minion
-    minion.close()
+        yield start_daemon

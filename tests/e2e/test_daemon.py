@@ -198,7 +198,8 @@ def test_every_log_line_is_json_with_its_fields_and_no_password(
         minion.close()
     config.write_text("workers: {processes: -1}\n")
     daemon.signal(signal.SIGHUP)
-    time.sleep(1)
+    assert daemon.log is not None
+    wait_until(lambda: "config.reload_failed" in daemon.log.read_text(), 30, "the reload")
     daemon.signal(signal.SIGTERM)
     code, errors = daemon.finish()
     assert code == 0, errors

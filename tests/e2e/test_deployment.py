@@ -270,7 +270,8 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
+@pytest.mark.xdist_group("image_venv")  # one test process builds the module's image_venv
 def test_dockerfile_pip_steps_install_the_daemon_and_the_example_tasks(image_venv: Path) -> None:
     elsewhere = image_venv.parent  # not the checkout, whose minion_daemon would shadow the wheel
     assert _run(image_venv / "bin" / "minion-daemon", "--version", cwd=elsewhere).startswith(
@@ -316,7 +317,8 @@ print(json.dumps(outcomes))
 """
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
+@pytest.mark.xdist_group("image_venv")  # one test process builds the module's image_venv
 def test_example_tasks_run_from_the_installed_wheels(image_venv: Path, dsn: str) -> None:
     output = _run(
         image_venv / "bin" / "python", "-c", PERFORM_EXAMPLE_TASKS, dsn, cwd=image_venv.parent

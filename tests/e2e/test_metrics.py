@@ -14,12 +14,21 @@ import psycopg
 import pytest
 from helpers.daemon import Daemon
 from helpers.postgres import throwaway_cluster
+from helpers.sql import hasten_retries
 from helpers.waiting import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from minion_daemon import Minion
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+#: What the metrics process logs when a scrape met a metric file its process had created
+#: but not yet sized (prometheus/client_python#1199; tests/integration/test_metrics_app.py
+#: holds it as a strict xfail). The scrape answers 500; the next one finds the file sized.
+UNSIZED_FILE = "struct.error: unpack_from requires a buffer of at least 4 bytes"
+#: Scrapes in a row that may meet it: a file left empty for good fails the test.
+UNSIZED_RETRIES = 3
 
 
 def _get(daemon: Daemon, path: str, timeout: float = 10) -> tuple[int, str]:
@@ -30,8 +39,20 @@ def _get(daemon: Daemon, path: str, timeout: float = 10) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+def _get_metrics(daemon: Daemon) -> tuple[int, str]:
+    """``GET /metrics``; again when it answered 500 for an unsized file, as its log says
+    (the traceback is written before the answer is sent)."""
+    assert daemon.log is not None
+    for _ in range(UNSIZED_RETRIES):
+        met = daemon.log.read_text(encoding="utf-8").count(UNSIZED_FILE)
+        status, text = _get(daemon, "/metrics")
+        if status != 500 or daemon.log.read_text(encoding="utf-8").count(UNSIZED_FILE) == met:
+            break
+    return status, text
+
+
 def _scrape(daemon: Daemon) -> Samples:
-    status, text = _get(daemon, "/metrics")
+    status, text = _get_metrics(daemon)
     assert status == 200, text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -170,14 +191,16 @@ def test_promtool_accepts_a_live_scrape(start: Any, minion: Minion) -> None:
     _up(daemon)
     minion.enqueue("add", [1, 1])
     wait_until(lambda: minion.stats()["finished_jobs"] == 1, 30, "one job")
-    _, text = _get(daemon, "/metrics")
+    _, text = _get_metrics(daemon)
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_outcomes_tell_retried_from_failed_and_killed(start: Any, minion: Minion) -> None:
+def test_outcomes_tell_retried_from_failed_and_killed(
+    start: Any, minion: Minion, dsn: str
+) -> None:
     daemon, _ = start(metrics={"cache_seconds": 0}, workers={"tasks": {"stubborn": {"timeout": 1}}})
     _up(daemon)
     minion.enqueue("add", ["one"], attempts=2)
@@ -185,6 +208,7 @@ def test_outcomes_tell_retried_from_failed_and_killed(start: Any, minion: Minion
     labels = {"task": "add", "queue": "default"}
 
     def counted() -> Samples | None:
+        hasten_retries(dsn)  # the first retry's backoff is 15 s (retries ** 4 + 15)
         samples = _scrape(daemon)
         outcomes = [
             _value(samples, "minion_jobs_processed_total", outcome=outcome, **labels)
@@ -198,7 +222,6 @@ def test_outcomes_tell_retried_from_failed_and_killed(start: Any, minion: Minion
             else None
         )
 
-    # The retry's backoff is retries ** 4 + 15 s: 15 s for the first.
     wait_until(counted, 40, "a retried, a failed and a timed out run")
     assert minion.job(timed_out).info["result"] == "Job timed out after 1 seconds"
     daemon.signal(signal.SIGTERM)

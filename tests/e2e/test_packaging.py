@@ -23,7 +23,7 @@ def _run(*argv: str | Path, cwd: Path = ROOT) -> str:
     return result.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_installed_wheel_migrates_without_the_source_tree(
     tmp_path: Path, make_database: Callable[[int | None], str]
 ) -> None:

@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers.daemon import add_distribution
+from helpers.waiting import wait_until
 
 from minion_daemon import Minion
-from minion_daemon.backend import PgBackend
 
 TASKS_MODULE = '''
 def shout(job, text):
@@ -26,32 +25,13 @@ def task_path(tmp_path: Path) -> Path:
     """A directory holding an installed distribution with one minion_daemon.tasks entry point."""
     (tmp_path / "shouting_tasks.py").write_text(TASKS_MODULE, encoding="utf-8")
     (tmp_path / "broken_tasks.py").write_text("raise RuntimeError('no config')\n", encoding="utf-8")
-    info = tmp_path / "shouting_tasks-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shouting-tasks\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[minion_daemon.tasks]\nshout = shouting_tasks:shout\nbroken = broken_tasks:run\n"
-    )
-    return tmp_path
+    points = {"shout": "shouting_tasks:shout", "broken": "broken_tasks:run"}
+    return add_distribution(tmp_path, "shouting-tasks", points)
 
 
 def _command(task_path: Path, *arguments: str) -> tuple[list[str], dict[str, str]]:
     environment = dict(os.environ, PYTHONPATH=str(task_path))
     return [sys.executable, "-m", "minion_daemon", "worker", *arguments], environment
-
-
-@pytest.fixture
-def minion(dsn: str) -> Iterator[Minion]:
-    minion = Minion(PgBackend(dsn, min_size=0))
-    yield minion
-    minion.close()
-
-
-def _wait_until(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_worker_runs_entry_point_tasks_with_perl_options(
@@ -67,7 +47,7 @@ def test_worker_runs_entry_point_tasks_with_perl_options(
         info = minion.result(job_id, timeout=30, interval=0.05)
         assert info is not None
         assert (info["state"], info["result"]) == ("finished", "HELLO")
-        _wait_until(lambda: minion.stats()["workers"] == 1)
+        wait_until(lambda: minion.stats()["workers"] == 1, 30, "the worker to register")
         status = minion.backend.list_workers(0, 1)["workers"][0]["status"]
         assert status["type"] == "Python"
         assert (status["jobs"], status["spare"], status["spare_min_priority"]) == (2, 0, 3)

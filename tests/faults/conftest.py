@@ -1,29 +1,58 @@
-"""Fixtures of the fault tests: the real daemon, tuned to notice deaths in seconds."""
+"""Fixtures of the fault tests: the real daemon, tuned to notice deaths in seconds.
+
+Every fault test module is in the xdist group ``faults``: its tests run one after another in
+one test process. The kill storm loads the machine more than anything else in the suite,
+and the others time what they check (recovery, pickup after LISTEN is lost, a graceful stop
+under load), so none of them runs beside another. The storm goes first (its ``slow``
+estimate), the rest of the suite fills the other test processes meanwhile.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import subprocess
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from helpers.daemon import Daemon
+from helpers.daemon import (
+    Daemon,
+    Settings,
+    add_distribution,
+    quick_settings,
+    running_daemons,
+)
 from helpers.fault_tasks import ENTRY_POINTS
+from helpers.postgres import Server, throwaway_cluster
+from psycopg import sql
+
+
+@pytest.fixture(scope="package")
+def cluster() -> Iterator[Server]:
+    """A private cluster (initdb/pg_ctl) for the tests that restart PostgreSQL or cut every
+    session, which would break the other tests on the shared server; one for them all."""
+    server = throwaway_cluster()
+    if server is None:
+        pytest.fail("these tests need initdb and pg_ctl (Debian's postgresql package)")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cluster_dsn(cluster: Server) -> str:
+    """A new, empty database of the test's own on the private cluster."""
+    name = f"faults_{secrets.token_hex(4)}"
+    with cluster.admin() as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return cluster.dsn(name)
 
 
 @pytest.fixture
 def fault_task_path(task_path: Path) -> Path:
     """``task_path`` plus a distribution with the fault tests' tasks (helpers.fault_tasks)."""
-    info = task_path / "fault_test_tasks-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fault-test-tasks\nVersion: 1.0\n")
-    lines = "\n".join(f"{name} = {target}" for name, target in ENTRY_POINTS.items())
-    (info / "entry_points.txt").write_text(f"[minion_daemon.tasks]\n{lines}\n")
-    return task_path
+    return add_distribution(task_path, "fault-test-tasks", ENTRY_POINTS)
 
 
 Launch = Callable[..., Daemon]
@@ -38,48 +67,19 @@ def launch(tmp_path: Path, fault_task_path: Path) -> Iterator[Launch]:
     ``Daemon.log``. Request it after the fixture of the database: fixtures end in reverse
     order, so the daemon then stops before its database is emptied or dropped.
     """
-    daemons: list[Daemon] = []
 
-    def start(dsn: str, **sections: Any) -> Daemon:
-        settings: dict[str, Any] = {
-            "postgres": {"dsn": dsn},
-            "workers": {
-                "processes": 2,
-                "jobs": 4,
-                "dequeue_timeout": 1,
-                "command_interval": 1,
-                "heartbeat_interval": 1,
-            },
-            "repair": {"interval": 3600},
-            "shutdown": {"graceful_timeout": 5},
+    def defaults() -> Settings:
+        settings = quick_settings() | {
             "tasks": {"entry_points": [*ENTRY_POINTS, "sleep"]},
             "metrics": {"enabled": False},
             "logging": {"format": "json"},
         }
-        for name, values in sections.items():
-            settings.setdefault(name, {}).update(values)
-        config = tmp_path / f"config-{len(daemons)}.yaml"
-        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-        log = tmp_path / f"daemon-{len(daemons)}.log"
-        daemon = Daemon(config, fault_task_path, None, log=log)
-        daemons.append(daemon)
-        return daemon
+        settings["workers"]["jobs"] = 4
+        return settings
 
-    yield start
-    for daemon in daemons:
-        _stop(daemon)
+    with running_daemons(tmp_path, fault_task_path, defaults) as daemons:
 
+        def start(dsn: str, **sections: Any) -> Daemon:
+            return daemons.start({"postgres": {"dsn": dsn}}, sections)
 
-def _stop(daemon: Daemon) -> None:
-    """A fast stop (QUIT), while the database is still there for the workers to record what
-    they killed; KILL if that hangs. A KILL first would leave the workers to stop on their
-    own, after the database they record into was dropped."""
-    if daemon.process.poll() is not None:
-        return
-    daemon.signal(signal.SIGQUIT)
-    try:
-        daemon.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        daemon.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            daemon.process.wait(timeout=10)
+        yield start

@@ -4,30 +4,31 @@ A private cluster (initdb/pg_ctl), since restarting or terminating sessions on t
 server would break other tests. Three faults, each mid-run: ``pg_ctl restart -m fast``;
 ``pg_terminate_backend`` on every connection of the daemon (all carry the default
 ``postgres.application_name``); and only the LISTEN connections of the workers, which must
-not leave jobs waiting longer than ``dequeue_timeout``. Recovery times are printed (-s).
+not leave jobs waiting longer than ``dequeue_timeout``. Recovery times are in the run's figures.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 import pytest
-from helpers.fault_tasks import double_finishes, hasten_retries, instrument, violations
-from helpers.postgres import Server, throwaway_cluster
-from helpers.sql import execute
-from psycopg import sql
+from helpers.fault_tasks import double_finishes, instrument, violations
+from helpers.postgres import Server
+from helpers.sql import execute, hasten_retries
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.backend.sql import LISTEN
 from minion_daemon.config import PostgresConfig
+
+#: One after another, never beside each other: see tests/faults/conftest.py.
+pytestmark = pytest.mark.xdist_group("faults")
 
 T = TypeVar("T")
 
@@ -41,31 +42,16 @@ RECOVERY_LIMIT = 15.0
 DEQUEUE_TIMEOUT = 5.0
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Server]:
-    server = throwaway_cluster()
-    if server is None:
-        pytest.fail("these tests need initdb and pg_ctl (Debian's postgresql package)")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def database(cluster: Server) -> str:
+def database(cluster_dsn: str) -> str:
     """A fresh database on the cluster, migrated and instrumented (helpers.fault_tasks)."""
-    name = f"faults_{secrets.token_hex(4)}"
-    with cluster.admin() as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = cluster.dsn(name)
-    backend = PgBackend(dsn, pooled=False)
+    backend = PgBackend(cluster_dsn, pooled=False)
     try:
         backend.migrate(25)
     finally:
         backend.close()
-    instrument(dsn)
-    return dsn
+    instrument(cluster_dsn)
+    return cluster_dsn
 
 
 def _await(probe: Callable[[], T | None], timeout: float, what: str) -> T:
@@ -163,7 +149,7 @@ def _enqueue(dsn: str, count: int, seconds: float) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["restart", "terminate"])
 def test_the_daemon_reconnects_alone_and_every_job_completes(
-    fault: str, cluster: Server, database: str, launch: Any
+    fault: str, cluster: Server, database: str, launch: Any, figures: Any
 ) -> None:
     dsn = database
     daemon = launch(dsn, repair={"interval": 1})
@@ -182,8 +168,8 @@ def test_the_daemon_reconnects_alone_and_every_job_completes(
     relisten = _await(lambda: _relistened(dsn, faulted), 30, "both workers to LISTEN again")
     assert daemon.log is not None
     repaired = _await(lambda: _repaired_after(daemon.log.read_text(), faulted), 30, "a repair")
-    print(
-        f"\n{fault}: {detail}; next job dequeued and finished {recovery:.2f} s after the fault;"
+    figures(
+        f"{fault}: {detail}; next job dequeued and finished {recovery:.2f} s after the fault;"
         f" both workers listening again after {relisten:.2f} s; the supervisor repaired"
         f" again after {repaired:.2f} s; finished twice: {double_finishes(dsn)}"
     )
@@ -198,7 +184,7 @@ def test_the_daemon_reconnects_alone_and_every_job_completes(
 
 @pytest.mark.slow
 def test_a_dropped_listen_connection_delays_no_job_beyond_dequeue_timeout(
-    database: str, launch: Any
+    database: str, launch: Any, figures: Any
 ) -> None:
     """A worker that finds its LISTEN connection gone polls for one dequeue timeout, then
     listens again: a job enqueued meanwhile waits at most that long."""
@@ -211,8 +197,8 @@ def test_a_dropped_listen_connection_delays_no_job_beyond_dequeue_timeout(
     relisten = _await(lambda: _relistened(dsn, dropped), 30, "both workers to LISTEN again")
     # Listening again, a job wakes a worker at once: well within the dequeue timeout, each time.
     later = [_pickup(dsn) for _ in range(3)]
-    print(
-        f"\nLISTEN dropped: a job enqueued right after waited {first:.2f} s to be dequeued;"
+    figures(
+        f"LISTEN dropped: a job enqueued right after waited {first:.2f} s to be dequeued;"
         f" both workers listening again after {relisten:.2f} s; later jobs waited"
         f" {', '.join(f'{value:.3f}' for value in later)} s (dequeue_timeout"
         f" {DEQUEUE_TIMEOUT:g} s)"

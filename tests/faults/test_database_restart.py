@@ -12,51 +12,29 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from helpers.postgres import Server, throwaway_cluster
+from helpers.postgres import Server
+from helpers.waiting import wait_until
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
+from minion_daemon.errors import DatabaseUnavailableError
+
+#: One after another, never beside each other: see tests/faults/conftest.py.
+pytestmark = pytest.mark.xdist_group("faults")
 
 TESTS = Path(__file__).resolve().parents[1]
 JOBS = 24
 
 
-@pytest.fixture
-def cluster() -> Iterator[Server]:
-    server = throwaway_cluster()
-    if server is None:
-        pytest.fail("this test needs initdb and pg_ctl (Debian's postgresql package)")
-    try:
-        with psycopg.connect(server.admin_dsn, autocommit=True) as admin:
-            admin.execute("CREATE DATABASE restart_test")
-        yield server
-    finally:
-        server.stop()
-
-
-def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except Exception:  # noqa: BLE001, S110 - the database may be restarting right now
-            pass
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 def test_restart_under_a_running_worker_loses_and_duplicates_nothing(
-    cluster: Server, tmp_path: Path
+    cluster: Server, cluster_dsn: str, tmp_path: Path
 ) -> None:
     assert cluster.restart is not None
-    dsn = cluster.dsn("restart_test")
+    dsn = cluster_dsn
     runs = tmp_path / "runs"
     minion = Minion(PgBackend(dsn, pooled=False))
     ids = [minion.enqueue("logged_sleep", [str(runs), 0.5]) for _ in range(JOBS)]
@@ -67,10 +45,15 @@ def test_restart_under_a_running_worker_loses_and_duplicates_nothing(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_until(lambda: runs.exists() and len(runs.read_text().split()) >= 4, 30, "jobs")
+        wait_until(lambda: runs.exists() and len(runs.read_text().split()) >= 4, 30, "jobs")
         restarted = time.monotonic()
         cluster.restart()
-        _wait_until(lambda: minion.stats()["finished_jobs"] == JOBS, 120, "every job")
+        wait_until(
+            lambda: minion.stats()["finished_jobs"] == JOBS,
+            120,
+            "every job",
+            through=(DatabaseUnavailableError,),  # the server restarting
+        )
         recovered = time.monotonic() - restarted
         states = {job["id"]: job["state"] for job in minion.jobs(fetch=100)}
         assert states == dict.fromkeys(ids, "finished")

@@ -17,12 +17,15 @@ import time
 from typing import Any
 
 import pytest
-from helpers.fault_tasks import hasten_retries, instrument, violations
+from helpers.fault_tasks import instrument, violations
 from helpers.processes import signal_child
-from helpers.sql import execute
+from helpers.sql import execute, hasten_retries
 from helpers.waiting import wait_until
 
 from minion_daemon.backend import PgBackend
+
+#: One after another, never beside each other: see tests/faults/conftest.py.
+pytestmark = pytest.mark.xdist_group("faults")
 
 RUN_SECONDS = 2.0
 MISSING_AFTER = 3
@@ -64,7 +67,7 @@ def _logged_stale_end(log: str, job_id: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("late", ["while the retry runs", "after the retry finished"])
 def test_a_stale_finish_cannot_overwrite_the_retried_job(
-    late: str, make_database: Any, launch: Any
+    late: str, make_database: Any, launch: Any, figures: Any
 ) -> None:
     dsn = make_database(25)
     instrument(dsn)
@@ -116,8 +119,8 @@ def test_a_stale_finish_cannot_overwrite_the_retried_job(
     wait_until(lambda: _job(dsn, job_id)["state"] == "finished", 30, "the job to finish")
 
     job = _job(dsn, job_id)
-    print(
-        f"\nstale finish {late}: first run fenced off {stale_done:.2f} s after SIGCONT;"
+    figures(
+        f"stale finish {late}: first run fenced off {stale_done:.2f} s after SIGCONT;"
         f" job finished with retries {job['retries']}, result of the"
         f" {'second' if job['result'] == second_token else 'FIRST'} run"
     )

@@ -18,6 +18,9 @@ from helpers.waiting import wait_until
 
 from minion_daemon.backend import PgBackend
 
+#: One after another, never beside each other: see tests/faults/conftest.py.
+pytestmark = pytest.mark.xdist_group("faults")
+
 TOTAL = 1000
 #: Job lengths, in turn: jobs that finish within the graceful timeout, and some that cannot.
 SECONDS = (1.0, 2.0, 3.0)
@@ -37,7 +40,9 @@ def _running_past_timeout(dsn: str) -> int:
 
 
 @pytest.mark.slow
-def test_term_under_load_exits_in_time_and_loses_nothing(dsn: str, launch: Any) -> None:
+def test_term_under_load_exits_in_time_and_loses_nothing(
+    dsn: str, launch: Any, figures: Any
+) -> None:
     daemon = launch(dsn, shutdown={"graceful_timeout": GRACEFUL_TIMEOUT})
     backend = PgBackend(dsn, pooled=False)
     try:
@@ -71,8 +76,8 @@ def test_term_under_load_exits_in_time_and_loses_nothing(dsn: str, launch: Any) 
     finished = sum(count for (state, *_), count in kinds.items() if state == "finished")
     retried = kinds.get(("inactive", 1, True, TERMINATED), 0)
     untouched = kinds.get(("inactive", 0, False, None), 0)
-    print(
-        f"\ngraceful stop under load: exited {took:.2f} s after TERM (graceful_timeout"
+    figures(
+        f"graceful stop under load: exited {took:.2f} s after TERM (graceful_timeout"
         f" {GRACEFUL_TIMEOUT:g} s); {finished} finished, {retried} ended and retried,"
         f" {untouched} never started"
     )

@@ -25,16 +25,19 @@ from typing import Any
 
 import pytest
 from helpers.daemon import Daemon
-from helpers.fault_tasks import double_finishes, hasten_retries, instrument, violations
+from helpers.fault_tasks import double_finishes, instrument, violations
 from helpers.processes import children, signal_child
-from helpers.sql import execute
+from helpers.sql import execute, hasten_retries
 from helpers.waiting import wait_until
 
 from minion_daemon.backend import PgBackend
 
-#: Jobs of the storm: 5,000 take about 135 s on 2 busy cores (~37 jobs/s), too long for the
-#: fault suite's budget of 3 minutes; set MINION_DAEMON_STORM_JOBS=5000 for the full storm.
-TOTAL = int(os.environ.get("MINION_DAEMON_STORM_JOBS", "2000"))
+#: One after another, never beside each other: see tests/faults/conftest.py.
+pytestmark = pytest.mark.xdist_group("faults")
+
+#: Jobs of the storm, as the issue asks: about 80 s on 2 quiet cores, 135 s on busy ones. The
+#: suite runs it first, beside the other tests (see ``slow`` in tests/conftest.py).
+TOTAL = int(os.environ.get("MINION_DAEMON_STORM_JOBS", "5000"))
 ATTEMPTS = 3
 #: Seconds each run sleeps after writing its row: short jobs, but long enough to be hit.
 RUN_SECONDS = 0.005
@@ -84,9 +87,9 @@ def _unsettled(dsn: str) -> int:
     return int(execute(dsn, query)[0][0])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=LIMIT / 2)
 def test_kill_storm_loses_nothing_and_finishes_nothing_twice(
-    make_database: Any, launch: Any
+    make_database: Any, launch: Any, figures: Any
 ) -> None:
     dsn = make_database(25)
     instrument(dsn)
@@ -128,7 +131,7 @@ def test_kill_storm_loses_nothing_and_finishes_nothing_twice(
         f" kills: {storm.kills['worker']} worker processes, {storm.kills['job']} job processes;"
         f" lost: {lost}; finished twice: {double_finishes(dsn)}"
     )
-    print(f"\n{report}")
+    figures(report)
     assert sum(states.values()) == TOTAL, f"jobs lost: {report}"
     assert set(states) <= {"finished", "failed"}, report
     assert storm.kills["worker"], report

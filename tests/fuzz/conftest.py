@@ -3,29 +3,18 @@ call of the test, where a function-scoped fixture would be shared without being 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from helpers.postgres import Databases
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
 
 
-def _migrate(dsn: str, version: int) -> None:
-    backend = PgBackend(dsn, pooled=False)
-    try:
-        backend.migrate(version)
-    finally:
-        backend.close()
-
-
 @pytest.fixture(scope="module")
-def module_dsn(databases: Databases) -> Iterator[str]:
+def module_dsn(make_module_database: Callable[[int | None], str]) -> str:
     """A database of this module's own, at the latest schema, dropped after the module."""
-    name = databases.create(25, _migrate)
-    yield databases.server.dsn(name)
-    databases.drop(name)
+    return make_module_database(25)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,10 @@ from minion_daemon import Minion
 from minion_daemon.job import Job
 from minion_daemon.worker import Worker
 
+#: In one test process, with the module's one worker: its later tests check the worker the
+#: fuzzing left behind.
+pytestmark = pytest.mark.xdist_group("fuzz_inbox")
+
 COMMANDS = ["jobs", "spare", "kill", "stop"]
 
 #: Arguments Minion's commands take, right and wrong.

@@ -20,6 +20,10 @@ from hypothesis import strategies as st
 from minion_daemon.backend import PgBackend
 from minion_daemon.model import JOB_STATES, JobInfo
 
+#: In one test process, on the module's one database: its last test checks the tables the
+#: fuzzing left behind.
+pytestmark = pytest.mark.xdist_group("fuzz_options")
+
 INT_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
 

@@ -9,11 +9,20 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T | None], timeout: float, what: str = "condition") -> T:
-    """Poll ``predicate`` every 50 ms until it returns something truthy, and return that."""
+def wait_until(
+    predicate: Callable[[], T | None],
+    timeout: float,
+    what: str = "condition",
+    through: tuple[type[Exception], ...] = (),
+) -> T:
+    """Poll ``predicate`` every 50 ms until it returns something truthy, and return that;
+    ``through``: exceptions that mean "not yet" (a database restarting, say)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except through:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

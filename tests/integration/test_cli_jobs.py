@@ -31,13 +31,6 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def minion(dsn: str) -> Iterator[Minion]:
-    minion = Minion(PgBackend(dsn, min_size=0))
-    yield minion
-    minion.close()
-
-
-@pytest.fixture
 def run(dsn: str, capsys: pytest.CaptureFixture[str]) -> Run:
     """``run("job", "-s")``: the command on the test database; (exit code, stdout, stderr)."""
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers.daemon import DEFAULT_METRICS_PORT
 from helpers.waiting import wait_until
 
 from minion_daemon import Minion
@@ -368,6 +369,7 @@ def test_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_state_dir() == tmp_path / "home" / ".local" / "share" / "minion-daemon"
 
 
+@pytest.mark.xdist_group(DEFAULT_METRICS_PORT)  # no metrics section: the default address
 def test_minion_daemon_run_with_no_dsn_starts_the_cluster_serves_jobs_and_stops_it(
     fresh_state_dir: Path, task_path: Path
 ) -> None:

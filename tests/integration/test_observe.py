@@ -379,7 +379,9 @@ def _scans(conn: Conn, query: Any) -> list[tuple[str, str | None]]:
 
 
 @pytest.mark.slow
-def test_a_million_jobs_are_observed_through_indexes(million: tuple[str, Conn]) -> None:
+def test_a_million_jobs_are_observed_through_indexes(
+    million: tuple[str, Conn], figures: Any
+) -> None:
     dsn, conn = million
     state_index = ("minion_jobs_state_priority_id_idx",)
     assert {index for _, index in _scans(conn, sql.OBSERVE_INACTIVE)} == set(state_index)
@@ -395,8 +397,8 @@ def test_a_million_jobs_are_observed_through_indexes(million: tuple[str, Conn]) 
         seen = backend.observe()
     finally:
         backend.close()
-    print(
-        "\nobserve() at 1,000,000 jobs: first round {:.1f} ms, then median {:.1f} ms"
+    figures(
+        "observe() at 1,000,000 jobs: first round {:.1f} ms, then median {:.1f} ms"
         " (min {:.1f}, max {:.1f})".format(
             durations[0] * 1000, *(1000 * f(durations[1:]) for f in (statistics.median, min, max))
         )

@@ -47,18 +47,6 @@ class Peer:
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _perl_minion_installed() -> None:
-    found = subprocess.run(
-        ["perl", "-MMinion", "-MMojo::Pg", "-e", "print $Minion::VERSION"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        pytest.fail("Perl Minion is missing: apt-get install libminion-perl libmojo-pg-perl")
-
-
 def _peer(pg_server: Server, dsn: str) -> Peer:
     return Peer(pg_server.url(str(conninfo_to_dict(dsn)["dbname"])))
 

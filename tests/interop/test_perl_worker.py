@@ -97,18 +97,6 @@ class WorkerProcess:
         return self.process.returncode
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _perl_minion_installed() -> None:
-    found = subprocess.run(
-        ["perl", "-MMinion", "-MMojo::Pg", "-e", "print $Minion::VERSION"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        pytest.fail("Perl Minion is missing: apt-get install libminion-perl libmojo-pg-perl")
-
-
 @pytest.fixture
 def database(make_database: Callable[[int | None], str], pg_server: Server) -> tuple[str, str]:
     """A database migrated by us to 23: its libpq DSN and the URL Perl's Mojo::Pg takes."""

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from helpers.daemon import Daemon
-
-from minion_daemon import Minion
-from minion_daemon.backend import PgBackend
+from helpers.daemon import Daemon, Settings, add_distribution, running_daemons
 
 TASKS = ("echo", "open_sockets")
 
@@ -24,42 +19,23 @@ TASKS = ("echo", "open_sockets")
 def task_path(tmp_path: Path) -> Path:
     """A PYTHONPATH entry whose distribution's minion_daemon.tasks entry points are the
     security tasks (helpers.security_tasks, importable from the tests directory)."""
-    info = tmp_path / "security_test_tasks-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: security-test-tasks\nVersion: 1.0\n", encoding="utf-8"
-    )
-    points = "\n".join(f"{name} = helpers.security_tasks:{name}" for name in TASKS)
-    (info / "entry_points.txt").write_text(
-        f"[minion_daemon.tasks]\n{points}\n", encoding="utf-8"
-    )
-    return tmp_path
+    points = {name: f"helpers.security_tasks:{name}" for name in TASKS}
+    return add_distribution(tmp_path, "security-test-tasks", points)
 
 
 @pytest.fixture
-def start_daemon(tmp_path: Path, task_path: Path) -> Iterator[Callable[[dict[str, Any]], Daemon]]:
+def start_daemon(
+    tmp_path: Path, task_path: Path, dsn: str
+) -> Iterator[Callable[[Settings], Daemon]]:
     """``start_daemon(settings)``: ``minion-daemon run`` with exactly this configuration (JSON
-    logs at debug level unless it says otherwise); killed after the test if still running."""
-    daemons: list[Daemon] = []
+    logs at debug level unless it says otherwise); stopped after the test if still running.
 
-    def start(settings: dict[str, Any]) -> Daemon:
-        settings = {"logging": {"format": "json", "level": "debug"}, **settings}
-        config = tmp_path / f"config-{len(daemons)}.yaml"
-        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-        listen = settings.get("metrics", {}).get("listen", "127.0.0.1:9464")
-        daemon = Daemon(config, task_path, listen)
-        daemons.append(daemon)
-        return daemon
+    It requests ``dsn`` (a test's settings name it, or another database) only so as to end
+    before it: the daemons stop before the database is emptied for the next test.
+    """
 
-    yield start
-    for daemon in daemons:
-        if daemon.process.returncode is None:
-            daemon.process.kill()
-            daemon.process.communicate()
+    def defaults() -> Settings:
+        return {"logging": {"format": "json", "level": "debug"}}
 
-
-@pytest.fixture
-def minion(dsn: str) -> Iterator[Minion]:
-    minion = Minion(PgBackend(dsn, min_size=0))
-    yield minion
-    minion.close()
+    with running_daemons(tmp_path, task_path, defaults) as daemons:
+        yield daemons.start

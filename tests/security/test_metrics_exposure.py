@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+from helpers.daemon import DEFAULT_METRICS_PORT
 from helpers.security_tasks import descendants, sockets
 from helpers.waiting import wait_until
 
@@ -31,7 +33,11 @@ def test_the_default_metrics_address_is_loopback() -> None:
 
 
 def _port_is_free(address: tuple[str, int]) -> bool:
+    """Whether the daemon could listen there. As the daemon's own socket does, the probe
+    ignores TIME_WAIT connections (the scrapes of a run a minute ago): only a listener or
+    a bound socket takes the port."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError:
@@ -81,6 +87,7 @@ def _listening(pids: list[int]) -> dict[int, set[tuple[str, int]]]:
     }
 
 
+@pytest.mark.xdist_group(DEFAULT_METRICS_PORT)
 def test_the_daemon_serves_metrics_on_loopback_by_default(start_daemon: Any, dsn: str) -> None:
     # A failure, not a skip: the default address is what this test is about.
     assert _port_is_free(("0.0.0.0", DEFAULT[1])), (  # noqa: S104 - probing every interface

@@ -23,14 +23,6 @@ from minion_daemon import Minion
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-#: What the metrics process logs when a scrape met a metric file its process had created
-#: but not yet sized (prometheus/client_python#1199; tests/integration/test_metrics_app.py
-#: holds it as a strict xfail). The scrape answers 500; the next one finds the file sized.
-UNSIZED_FILE = "struct.error: unpack_from requires a buffer of at least 4 bytes"
-#: Scrapes in a row that may meet it: a file left empty for good fails the test.
-UNSIZED_RETRIES = 3
-
-
 def _get(daemon: Daemon, path: str, timeout: float = 10) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(daemon.url + path, timeout=timeout) as answer:  # noqa: S310
@@ -39,20 +31,8 @@ def _get(daemon: Daemon, path: str, timeout: float = 10) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def _get_metrics(daemon: Daemon) -> tuple[int, str]:
-    """``GET /metrics``; again when it answered 500 for an unsized file, as its log says
-    (the traceback is written before the answer is sent)."""
-    assert daemon.log is not None
-    for _ in range(UNSIZED_RETRIES):
-        met = daemon.log.read_text(encoding="utf-8").count(UNSIZED_FILE)
-        status, text = _get(daemon, "/metrics")
-        if status != 500 or daemon.log.read_text(encoding="utf-8").count(UNSIZED_FILE) == met:
-            break
-    return status, text
-
-
 def _scrape(daemon: Daemon) -> Samples:
-    status, text = _get_metrics(daemon)
+    status, text = _get(daemon, "/metrics")
     assert status == 200, text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -191,7 +171,7 @@ def test_promtool_accepts_a_live_scrape(start: Any, minion: Minion) -> None:
     _up(daemon)
     minion.enqueue("add", [1, 1])
     wait_until(lambda: minion.stats()["finished_jobs"] == 1, 30, "one job")
-    _, text = _get_metrics(daemon)
+    _, text = _get(daemon, "/metrics")
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )

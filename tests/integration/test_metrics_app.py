@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
-
-import pytest
 
 from minion_daemon.backend import PgBackend
 from minion_daemon.metrics.collector import DatabaseCollector
@@ -26,20 +23,12 @@ def test_a_scrape_reads_the_files_of_every_process(backend: PgBackend, tmp_path:
     assert _status(backend, tmp_path, "/metrics") == "200 OK"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=struct.error,
-    reason="prometheus/client_python#1199: MmapedDict creates a process's file before it"
-    " sizes it, and read_all_values_from_file cannot read the 0 bytes of that moment",
-)
 def test_a_file_its_process_has_not_sized_yet_does_not_fail_the_scrape(
     backend: PgBackend, tmp_path: Path
 ) -> None:
     """What a scrape finds while a worker process creates its first metric of a kind (as it
     boots, as it ends its first job), and for good after a worker killed in that moment (its
-    counters are kept, see ``forget_process``). Seen as HTTP 500 answers to the e2e tests'
-    scrapes on a busy machine. Once prometheus-client (or metrics/server.py) reads such a
-    file as empty, this test passes, xfail_strict fails it, and the marker (and the retry
-    of tests/e2e/test_metrics.py's ``_get_metrics``) should go."""
+    counters are kept, see ``forget_process``): prometheus-client's own reader raised
+    struct.error on such a file (prometheus/client_python#1199), an HTTP 500."""
     (tmp_path / "counter_4242.db").touch()
     assert _status(backend, tmp_path, "/metrics") == "200 OK"

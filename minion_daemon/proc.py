@@ -81,12 +81,18 @@ def drain(fd: int) -> None:
             pass
 
 
+_DEFAULTED: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP)
+_USER: Final = (signal.SIGUSR1, signal.SIGUSR2)
+#: The signals whose dispositions a fresh child sets for itself.
+_RESET_SIGNALS: Final = frozenset(_DEFAULTED + _USER)
+
+
 def reset_signals(*, ignore_user_signals: bool) -> None:
     """The signal state of a fresh child: defaults, and USR1/USR2 ignored for job processes."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP):
+    for signum in _DEFAULTED:
         signal.signal(signum, signal.SIG_DFL)
     user = signal.SIG_IGN if ignore_user_signals else signal.SIG_DFL
-    for signum in (signal.SIGUSR1, signal.SIGUSR2):
+    for signum in _USER:
         signal.signal(signum, user)
     signal.set_wakeup_fd(-1)
 
@@ -120,10 +126,11 @@ def fork(body: Callable[[], int], *, job: bool) -> int:
     group (Ctrl-C) leaves them to the worker, and a kill can reach their descendants.
     """
     parent = os.getpid()
-    # Held back across the fork until the child ignores them: a USR1 sent to a job that has
-    # just started must not kill it by the default action.
-    user_signals = {signal.SIGUSR1, signal.SIGUSR2} if job else set()
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, user_signals)
+    # Held back across the fork until the child has its own dispositions: a signal sent to a
+    # child that has just started would otherwise meet the parent's handlers, copied with it,
+    # and be lost there (or the parent's SIG_IGN), or a USR1 would kill a job by the default
+    # action before the job ignores it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _RESET_SIGNALS)
     pid = os.fork()
     if pid:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
 
+from minion_daemon import proc
 from minion_daemon.commands import KillJob, parse_kill, parse_stop, whole_number
 from minion_daemon.events import EventEmitter
 from minion_daemon.iterators import Listing
@@ -118,3 +120,20 @@ def test_listing_of_nothing_has_total_zero() -> None:
     assert list(listing) == []
     with pytest.raises(ValueError, match="fetch size"):
         Listing(_Rows([]), {}, size=0)
+
+
+@pytest.mark.parametrize("job", [True, False])
+def test_a_signal_sent_the_moment_a_child_is_forked_meets_the_childs_dispositions(
+    job: bool,
+) -> None:
+    """INT sent as soon as fork returns reaches the child's default action, not the parent's
+    dispositions copied with it (here SIG_IGN, as in pytest-xdist's workers), where it was
+    lost while the child had not yet set its own."""
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for _ in range(20):
+            pid = proc.fork(lambda: int(time.sleep(5) or 0), job=job)
+            os.kill(pid, signal.SIGINT)
+            assert proc.reap(pid, block=True) == ExitReason(0, signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, ignored)

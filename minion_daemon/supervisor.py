@@ -477,8 +477,11 @@ class Supervisor:
     def _hurried(self) -> bool:
         """A QUIT, or a second INT/TERM, during a graceful stop makes it fast."""
         hurry = {signal.SIGQUIT, signal.SIGINT, signal.SIGTERM}
-        hurried = any(signum in hurry for signum in self._pending)
-        self._pending.clear()
+        hurried = False
+        # Taken one at a time, as _handle_signals does: a handler may append meanwhile, and
+        # iterating the deque then raised "deque mutated during iteration".
+        while self._pending:
+            hurried = self._pending.popleft() in hurry or hurried
         return hurried
 
 

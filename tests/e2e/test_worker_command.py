@@ -22,7 +22,8 @@ def shout(job, text):
 
 @pytest.fixture
 def task_path(tmp_path: Path) -> Path:
-    """A directory holding an installed distribution with one minion_daemon.tasks entry point."""
+    """A directory holding an installed distribution with two minion_daemon.tasks entry points:
+    a working one and one whose module fails to import."""
     (tmp_path / "shouting_tasks.py").write_text(TASKS_MODULE, encoding="utf-8")
     (tmp_path / "broken_tasks.py").write_text("raise RuntimeError('no config')\n", encoding="utf-8")
     points = {"shout": "shouting_tasks:shout", "broken": "broken_tasks:run"}

@@ -248,11 +248,17 @@ def _fields(op: str, options: Options, allowed: frozenset[str]) -> dict[str, Any
     }
 
 
+#: What a job given no options gets. Shared: JobOptions is frozen, and nothing writes to its
+#: notes (they are copied into each job's columns), so enqueue_many need not build one per job.
+_DEFAULT_JOB_OPTIONS: Final = JobOptions()
+
+
 def parse_enqueue(op: str, task: object, args: object, options: Options) -> JobOptions:
     """Check ``enqueue(task, args, options)``; returns the options with defaults filled in."""
     check_text(f"{op}: task", task)
     check_args(f"{op}: args", args)
-    return JobOptions(**_fields(op, options, _ENQUEUE_KEYS))
+    fields = _fields(op, options, _ENQUEUE_KEYS)
+    return JobOptions(**fields) if fields else _DEFAULT_JOB_OPTIONS
 
 
 def parse_schedule_options(op: str, options: Options) -> JobOptions:

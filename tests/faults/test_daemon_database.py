@@ -191,8 +191,10 @@ def test_a_dropped_listen_connection_delays_no_job_beyond_dequeue_timeout(
     dsn = database
     daemon = launch(dsn, workers={"dequeue_timeout": DEQUEUE_TIMEOUT})
     _await(lambda: _listeners(dsn) == 2, 30, "two workers listening")
-    assert _terminate(dsn, only_listeners=True) == 2
+    # Taken before the terminations: a worker may listen again before this test process,
+    # on a busy machine, gets to read the clock after them.
     dropped = time.time()
+    assert _terminate(dsn, only_listeners=True) == 2
     first = _pickup(dsn)
     relisten = _await(lambda: _relistened(dsn, dropped), 30, "both workers to LISTEN again")
     # Listening again, a job wakes a worker at once: well within the dequeue timeout, each time.

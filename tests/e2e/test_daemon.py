@@ -192,6 +192,15 @@ def test_every_log_line_is_json_with_its_fields_and_no_password(
         failing = minion.enqueue("add", ["not", "numbers", "at all"])
         wait_until(lambda: _state(minion, done)[0] == "finished", 30)
         wait_until(lambda: _state(minion, failing)[0] == "failed", 30)
+        # A worker logs a job's end just after recording it: killing it in between would lose
+        # the very lines this test reads.
+        assert daemon.log is not None
+        logged = daemon.log
+        wait_until(
+            lambda: '"job.failed"' in logged.read_text() and '"job.finished"' in logged.read_text(),
+            30,
+            "the jobs' log lines",
+        )
         os.kill(min(pids), signal.SIGKILL)
         wait_until(lambda: len(_worker_pids(minion) - pids) >= 1, 30, "a replacement worker")
     finally:

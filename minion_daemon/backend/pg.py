@@ -218,26 +218,25 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         A connection found dead here (terminated while we were not waiting on it) is replaced
         at once; only when a fresh one fails too does the wait fall back to polling.
         """
-        for fresh in (self._listener is None or self._listener.closed, True):
+        if self._listener is not None and not self._listener.closed:
             try:
-                if fresh:
-                    self._drop_listener()
-                    self._listener = self.settings.connect()
-                    self._listener.execute(sql.LISTEN)
-                assert self._listener is not None
                 for _ in self._listener.notifies(timeout=0):
                     pass
-            except psycopg.Error as error:
-                if fresh:
-                    log.warning(
-                        "dequeue.listen_failed",
-                        extra={"error": str(error), "consequence": "polling"},
-                    )
-                    self._drop_listener()
-                    return False
+            except psycopg.Error:
+                pass  # dead: replaced below
             else:
                 return True
-        return False
+        self._drop_listener()
+        try:
+            self._listener = self.settings.connect()
+            self._listener.execute(sql.LISTEN)
+        except psycopg.Error as error:
+            log.warning(
+                "dequeue.listen_failed", extra={"error": str(error), "consequence": "polling"}
+            )
+            self._drop_listener()
+            return False
+        return True
 
     def _wait_for_notification(self, seconds: float, listening: bool, wakeup: int | None) -> bool:
         """Wait for a notification, the wakeup descriptor or the timeout; true when woken.

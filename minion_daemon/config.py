@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +26,9 @@ DSN_ENVIRONMENT_VARIABLE: Final = "MINION_DAEMON_DSN"
 _VARIABLE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: ASCII digits only: str.isdigit() also takes "²", which int() refuses.
 _PORT: Final = re.compile(r"[0-9]{1,5}")
+#: The largest config file read: a real one is a few KiB; a path to a log, an image or a
+#: device must not fill the memory of the daemon reading it.
+MAX_CONFIG_BYTES: Final = 1024 * 1024
 
 
 class ConfigError(MinionError, ValueError):
@@ -116,6 +120,14 @@ def names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def some_names(value: Any) -> tuple[str, ...]:
+    """At least one name: a worker with no queue to take jobs from would never take one."""
+    parsed = names(value)
+    if not parsed:
+        raise _Invalid("a non-empty list of non-empty strings, got an empty list")
+    return parsed
+
+
 def optional_names(value: Any) -> tuple[str, ...] | None:
     return None if value is None else names(value)
 
@@ -191,7 +203,7 @@ class WorkersConfig:
     spare_min_priority: int = _setting(
         1, "priority a job needs for a spare slot", integer(-(2**31), 2**31 - 1)
     )
-    queues: tuple[str, ...] = _setting(("default",), "queues to take jobs from", names)
+    queues: tuple[str, ...] = _setting(("default",), "queues to take jobs from", some_names)
     # _setting turns a dict default into a default_factory, so no instance shares it.
     limits: dict[str, int] = _setting({}, "per-task caps on concurrent jobs per worker", limits)  # noqa: RUF009
     dequeue_timeout: float = _setting(5, "longest wait for a job, in seconds", seconds(0, 3600))
@@ -374,9 +386,7 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
 def _read(path: str | Path) -> Config:
     source = str(path)
     try:
-        content = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(source, "", f"cannot read the file: {error.strerror}") from error
+        content = _read_bounded(path, source).decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(
             source, "", f"not UTF-8 text: {error.reason} at byte {error.start}"
@@ -394,6 +404,51 @@ def _read(path: str | Path) -> Config:
         problem = f"a value cannot be read ({type(error).__name__}: {error})"
         raise ConfigError(source, "", f"not valid YAML: {problem}") from None
     return parse_config(data, source)
+
+
+_FILE_KINDS: Final = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _read_bounded(path: str | Path, source: str) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_CONFIG_BYTES`; never blocks.
+
+    Opened without blocking, so a FIFO nobody writes cannot hang a start, a reload or
+    ``check-config``; checked with fstat before a byte is read; and read up to one byte past
+    the limit, so a file that grows while it is read is still refused.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        raise ConfigError(source, "", f"cannot read the file: {error.strerror}") from error
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(status.st_mode), "a special file")
+            raise ConfigError(source, "", f"not a regular file but {kind}; give a YAML file")
+        content = b"" if status.st_size > MAX_CONFIG_BYTES else _read_at_most(descriptor)
+    except OSError as error:
+        raise ConfigError(source, "", f"cannot read the file: {error.strerror}") from error
+    finally:
+        os.close(descriptor)
+    if status.st_size > MAX_CONFIG_BYTES or len(content) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, "", "over 1 MiB, the most a config file may hold; check the path")
+    return content
+
+
+def _read_at_most(descriptor: int) -> bytes:
+    """Up to one byte more than a config file may hold."""
+    size = MAX_CONFIG_BYTES + 1
+    chunks = []
+    while size > 0 and (chunk := os.read(descriptor, min(size, 65536))):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

@@ -129,6 +129,8 @@ def json_value(option: str, value: str | None) -> Any:
         return json.loads(value)
     except json.JSONDecodeError as error:
         raise CommandLineError(f"{option} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise CommandLineError(f"{option} is nested too deeply to read; flatten it") from None
 
 
 def json_array(option: str, value: str | None) -> list[Any] | None:

@@ -47,7 +47,7 @@ def _command(*arguments: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=30,
-        preexec_fn=_capped,  # noqa: PLW1509 - only setrlimit, in a child of a test
+        preexec_fn=_capped,
         check=False,
     )
 
@@ -76,18 +76,19 @@ def _named(daemon: Daemon, event: str) -> list[dict[str, Any]]:
     return [line for line in _events(daemon) if line["event"] == event]
 
 
+def _wait_for_reload_failures(daemon: Daemon, count: int) -> None:
+    wait_until(
+        lambda: len(_named(daemon, "config.reload_failed")) == count, 20, f"{count} failed reloads"
+    )
+
+
 def test_hup_with_a_fifo_or_an_endless_config_keeps_the_old_one(start: Any) -> None:
     daemon, config = start(logging={"format": "json"})
     wait_until(lambda: len(_named(daemon, "worker.booted")) == 2, 30, "two booted workers")
-    for kind, replacement in (("a FIFO", "fifo"), ("/dev/zero", "zero")):
+    for failures, replacement in enumerate(("fifo", "zero"), start=1):
         _special(config.parent, replacement).replace(config)
-        failed = len(_named(daemon, "config.reload_failed"))
         daemon.signal(signal.SIGHUP)
-        wait_until(
-            lambda: len(_named(daemon, "config.reload_failed")) > failed,
-            20,
-            f"the reload of {kind} to fail",
-        )
+        _wait_for_reload_failures(daemon, failures)
     failures = _named(daemon, "config.reload_failed")
     assert [f["consequence"] for f in failures] == ["old config kept"] * 2
     assert all("not a regular file" in f["error"] for f in failures)

@@ -190,6 +190,14 @@ class Observation(TypedDict):
 
 
 @dataclass(frozen=True, slots=True)
+class ServerConnections:
+    """The server's ``max_connections``, and how many of them only superusers may take."""
+
+    max_connections: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
 class RepairReport:
     """What one ``repair`` did, step by step (Perl returns nothing; operators want the counts)."""
 

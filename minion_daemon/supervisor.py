@@ -28,12 +28,14 @@ from typing import Any, Final
 
 from minion_daemon import logs, proc, systemd
 from minion_daemon.backend import PgBackend
+from minion_daemon.capacity import FIX, connection_budget
 from minion_daemon.config import Config, ConfigError, load_config
 from minion_daemon.errors import BackendError, DatabaseUnavailableError, MinionError
 from minion_daemon.metrics import enable_multiprocess, forget_process
 from minion_daemon.metrics.families import SupervisorMetrics, WorkerMetrics
 from minion_daemon.metrics.server import bind, run_metrics_process
 from minion_daemon.minion import Minion
+from minion_daemon.model import ServerConnections
 from minion_daemon.tasks import TaskConflictError, TaskLoadError
 from minion_daemon.tasks.discovery import list_entry_points, load_into
 from minion_daemon.timers import Deadline, Periodic, earliest
@@ -107,6 +109,8 @@ class Supervisor:
         self._watchdog_timer = Periodic(watchdog) if watchdog else None
         self._ready_sent = False
         self._service: MetricsService | None = None
+        #: The server's connection slots, read at start (they change only with a restart).
+        self._server: ServerConnections | None = None
 
     # Start
 
@@ -126,8 +130,10 @@ class Supervisor:
         schema_version = self._minion.backend.schema_version
         if self._service is not None:
             self._service.metrics = SupervisorMetrics(schema_version)
+        self._server = self._minion.backend.server_connections()
         self._install_signals()
         log.info("supervisor.started", processes=self.desired, schema_version=schema_version)
+        self._check_connections()
         try:
             while not self._done():
                 self._turn()
@@ -239,10 +245,29 @@ class Supervisor:
                 self._stop(graceful=False)
             elif signum == signal.SIGTTIN:
                 self.desired += 1
+                self._scaled(signum)
+                self._check_connections()
             elif signum == signal.SIGTTOU:
                 self.desired = max(self.desired - 1, 0)
+                self._scaled(signum)
             elif signum == signal.SIGHUP:
                 self._reload()
+
+    def _scaled(self, signum: int) -> None:
+        log.info("supervisor.scaled", signal=signal.Signals(signum).name, processes=self.desired)
+
+    def _check_connections(self) -> None:
+        """Warn when the pools could want more connections than the server has to give."""
+        assert self._server is not None, "read at start, before any signal is handled"
+        budget = connection_budget(self.config, self.desired, self._server)
+        if budget.exceeded:
+            log.warning(
+                "supervisor.connections_exceed_server",
+                processes=self.desired,
+                pool_max_size=self.config.postgres.pool_max_size,
+                **dataclasses.asdict(budget),
+                fix=FIX,
+            )
 
     def _reload(self) -> None:
         """Re-read the config; if it is valid, replace the workers one at a time."""
@@ -257,6 +282,7 @@ class Supervisor:
                 return
             self.desired = self.config.workers.processes
             log.info("config.reloaded", file=str(self.config_path))
+            self._check_connections()
             self._count_reload("applied")
         self._generation += 1
 

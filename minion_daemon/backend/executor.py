@@ -25,6 +25,7 @@ from minion_daemon.backend.connections import (
     SingleConnection,
 )
 from minion_daemon.errors import BackendError, DatabaseUnavailableError, SchemaError
+from minion_daemon.model import ServerConnections
 
 log = logging.getLogger("minion_daemon.backend")
 
@@ -101,6 +102,12 @@ class PgExecutor:
             schema.migrate(conn, version, migrations)
             self._schema = None
             return schema.active_version(conn)
+
+    def server_connections(self) -> ServerConnections:
+        """The server's ``max_connections`` and its reserved slots (see sql.SERVER_CONNECTIONS)."""
+        row = self.row("server_connections", sql.SERVER_CONNECTIONS)
+        assert row is not None, "a SELECT without FROM returns one row"
+        return ServerConnections(int(row["max_connections"]), int(row["reserved"]))
 
     def _translated(self, operation: str) -> AbstractContextManager[None]:
         """:func:`translate_errors` with this DSN's password taken out of the messages."""

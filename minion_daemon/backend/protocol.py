@@ -19,6 +19,7 @@ from minion_daemon.model import (
     Observation,
     RepairReport,
     ScheduleList,
+    ServerConnections,
     Stats,
     WorkerList,
 )
@@ -94,6 +95,8 @@ class Backend(Protocol):
     def stats(self) -> Stats: ...
 
     def observe(self, timeout: float = ...) -> Observation: ...
+
+    def server_connections(self) -> ServerConnections: ...
 
     def repair(
         self, *, missing_after: float = ..., remove_after: float = ..., stuck_after: float = ...

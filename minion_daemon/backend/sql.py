@@ -63,6 +63,15 @@ SELECT id, args, retries, task, queue, latency FROM claimed ORDER BY priority DE
 
 LISTEN: Final = 'LISTEN "minion.job"'
 
+# The server's connection slots, and those a role without superuser rights cannot take:
+# superuser_reserved_connections, plus reserved_connections from PostgreSQL 16 on (missing
+# before: current_setting's second argument then gives NULL).
+SERVER_CONNECTIONS: Final = """
+SELECT current_setting('max_connections')::int AS max_connections,
+  current_setting('superuser_reserved_connections')::int
+  + COALESCE(current_setting('reserved_connections', true)::int, 0) AS reserved
+"""
+
 # Run on every new connection. JIT compilation pays off for long analytical queries, which the
 # backend never runs; its planner takes some of our statements (the batched claim, a listing
 # with its children) for expensive and compiled them on every call, for 15 to 40 ms each.

@@ -2,7 +2,7 @@
 
 Each is refused with one line naming the thing and exit code 2, never a traceback; the files
 that could block or grow without end (a FIFO, /dev/zero) are tried on a subprocess in
-tests/e2e/test_bounded_inputs.py, where a hang cannot stall the suite.
+tests/e2e/test_daemon_limits.py, where a hang cannot stall the suite.
 """
 
 from __future__ import annotations

@@ -95,8 +95,12 @@ def test_hup_with_a_fifo_or_an_endless_config_keeps_the_old_one(start: Any) -> N
     daemon.signal(signal.SIGTERM)
     code, _ = daemon.finish(timeout=30)
     assert code == 0
-    assert not _named(daemon, "supervisor.connections_short")
+    assert not _named(daemon, TOO_MANY)
     assert len(_named(daemon, "worker.spawned")) == 2  # the workers were never replaced
+
+
+#: The warning of a daemon whose pools could exceed the server's max_connections.
+TOO_MANY = "supervisor.connections_exceed_server"
 
 
 def _server_max_connections(dsn: str) -> int:
@@ -112,11 +116,13 @@ def test_pools_over_max_connections_warn_and_ttin_ttou_are_logged(start: Any, ds
     # are ever opened (pool_min_size 1), so the server is in no danger.
     pool = min(limit // 2 + 1, 100)
     daemon, _ = start(logging={"format": "json"}, postgres={"dsn": dsn, "pool_max_size": pool})
-    warning = wait_until(lambda: _named(daemon, "supervisor.connections_short"), 30, "warning")[0]
+    warning = wait_until(lambda: _named(daemon, TOO_MANY), 30, "the warning")[0]
     assert warning["level"] == "warning"
     assert warning["max_connections"] == limit
     assert warning["processes"] == 2
-    assert warning["needed"] > warning["available"]
+    assert warning["needed"] == 2 * (pool + 1) + 2  # pools, LISTENs, supervisor, metrics
+    usable = warning["max_connections"] - warning["reserved"]
+    assert warning["needed"] > usable - warning["kept_for_others"]
     assert "postgres.pool_max_size" in warning["fix"]
     daemon.signal(signal.SIGTTIN)
     wait_until(lambda: _named(daemon, "supervisor.scaled"), 20, "the TTIN line")
@@ -124,7 +130,7 @@ def test_pools_over_max_connections_warn_and_ttin_ttou_are_logged(start: Any, ds
     wait_until(lambda: len(_named(daemon, "supervisor.scaled")) == 2, 20, "the TTOU line")
     scaled = _named(daemon, "supervisor.scaled")
     assert [(s["signal"], s["processes"]) for s in scaled] == [("SIGTTIN", 3), ("SIGTTOU", 2)]
-    warnings = _named(daemon, "supervisor.connections_short")
+    warnings = _named(daemon, TOO_MANY)
     assert [w["processes"] for w in warnings] == [2, 3]
     daemon.signal(signal.SIGTERM)
     assert daemon.finish(timeout=30)[0] == 0

@@ -1,8 +1,14 @@
-"""The daemon on a database a Perl Minion 10.25 fleet shares (schema 23), configured without
-``max_schema_version``: it runs on the schema as it is and says once what 24 and 25 add."""
+"""The daemon and ``minion-daemon worker`` on a database a Perl Minion 10.25 fleet shares
+(schema 23), configured without ``max_schema_version``: they run on the schema as it is and
+say once what 24 and 25 add."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -10,6 +16,8 @@ from helpers.waiting import wait_until
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
+
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def _version(dsn: str) -> int:
@@ -38,3 +46,24 @@ def test_the_daemon_uses_a_23_database_as_it_is(start: Any, make_database: Any) 
     assert len(lines) == 1, lines
     assert '"schema.not_upgraded"' in lines[0]
     assert "25: cron schedules" in lines[0]
+
+
+def test_the_worker_command_uses_a_23_database_as_it_is(
+    task_path: Path, make_database: Any
+) -> None:
+    dsn = make_database(23)
+    argv = [sys.executable, "-m", "minion_daemon", "worker", "--dsn", dsn, "-t", "add"]
+    environment = dict(os.environ, PYTHONPATH=f"{task_path}:{TESTS}")
+    worker = subprocess.Popen(argv, env=environment, stderr=subprocess.PIPE, text=True)
+    minion = Minion(PgBackend(dsn, min_size=0, auto_migrate="off"))
+    try:
+        added = minion.enqueue("add", [1, 2])
+        info = minion.result(added, timeout=30, interval=0.05)
+        assert info is not None
+        assert info["state"] == "finished"
+    finally:
+        minion.close()
+        worker.send_signal(signal.SIGTERM)
+        _, errors = worker.communicate(timeout=30)
+    assert _version(dsn) == 23
+    assert errors.count("schema.not_upgraded") == 1, errors

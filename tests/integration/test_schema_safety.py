@@ -187,3 +187,14 @@ def test_migrate_down_below_23_matches_a_fresh_database(
         finally:
             backend.close()
     assert describe(walked) == describe(fresh)
+
+
+def test_a_bare_migrate_goes_up_to_max_schema_version_and_never_down(
+    make_database: MakeDatabase, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("postgres:\n  max_schema_version: 23\n", encoding="utf-8")
+    empty, newer = make_database(None), make_database(25)
+    assert _run(capsys, "migrate", "--dsn", empty, "-c", str(config))[1] == "23\n"
+    assert _run(capsys, "migrate", "--dsn", newer, "-c", str(config))[1] == "25\n"
+    assert describe(newer) == expected_catalog(25)

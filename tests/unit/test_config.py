@@ -39,7 +39,13 @@ def test_values_and_environment_expansion(
 
 @pytest.mark.parametrize(
     ("value", "choice"),
-    [("create", "create"), ("upgrade", "upgrade"), ("off", "off"), (True, "upgrade"), (False, "off")],
+    [
+        ("create", "create"),
+        ("upgrade", "upgrade"),
+        ("off", "off"),
+        (True, "upgrade"),
+        (False, "off"),
+    ],
 )
 def test_auto_migrate_choices_and_the_old_boolean_spelling(value: object, choice: str) -> None:
     config = parse_config({"postgres": {"auto_migrate": value}}, "test.yaml")

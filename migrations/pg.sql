@@ -9,7 +9,8 @@
 -- `minion-daemon migrate --to N` leaves the catalog of a database migrated fresh to N (the way
 -- back for a Perl fleet that must run on an older schema). Perl's own file has only 18 down
 -- ("downgrades ... do not have to work with old versions of Minion"): the down sections added
--- here are ours alone, which Mojo::Pg never reads from us, while every up section stays Perl's.
+-- here are ours alone (Perl never reads this file), while every up section still makes exactly
+-- the schema of Perl's.
 --
 -- 18 up
 CREATE TYPE minion_state AS ENUM ('inactive', 'active', 'failed', 'finished');
@@ -132,7 +133,9 @@ ALTER TABLE minion_jobs ADD COLUMN lax BOOL NOT NULL DEFAULT FALSE;
 ALTER TABLE minion_jobs DROP COLUMN IF EXISTS lax;
 
 -- 24 up
-CREATE INDEX minion_jobs_finished_state_idx ON minion_jobs (finished, state);
+-- IF NOT EXISTS: `migrate --to 23` left this index behind before 24 had a down section, and such
+-- a database must still upgrade; the schema it leaves is the same either way.
+CREATE INDEX IF NOT EXISTS minion_jobs_finished_state_idx ON minion_jobs (finished, state);
 
 -- 24 down
 DROP INDEX IF EXISTS minion_jobs_finished_state_idx;

@@ -198,3 +198,18 @@ def test_a_bare_migrate_goes_up_to_max_schema_version_and_never_down(
     assert _run(capsys, "migrate", "--dsn", empty, "-c", str(config))[1] == "23\n"
     assert _run(capsys, "migrate", "--dsn", newer, "-c", str(config))[1] == "25\n"
     assert describe(newer) == expected_catalog(25)
+
+
+def test_upgrade_repairs_a_23_database_the_old_migrate_left_an_index_in(
+    make_database: MakeDatabase,
+) -> None:
+    """What ``migrate --to 23`` did to a database at 25 before 24 had a down section."""
+    dsn = make_database(23)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE INDEX minion_jobs_finished_state_idx ON minion_jobs (finished, state)")
+    backend = PgBackend(dsn, pooled=False, auto_migrate="upgrade")
+    try:
+        assert backend.schema_version == 25
+    finally:
+        backend.close()
+    assert describe(dsn) == expected_catalog(25)

@@ -5,6 +5,13 @@
 -- Versions 1-17 and 21 are absent on purpose, as in Minion since 10.0: 18 creates the whole
 -- schema, so a database older than 18 cannot be upgraded from here.
 --
+-- Every version has a down section, and each undoes exactly its up section, so that
+-- `minion-daemon migrate --to N` leaves the catalog of a database migrated fresh to N (the way
+-- back for a Perl fleet that must run on an older schema). Perl's own file has only 18 down
+-- ("downgrades ... do not have to work with old versions of Minion"): the down sections added
+-- here are ours alone (Perl never reads this file), while every up section still makes exactly
+-- the schema of Perl's.
+--
 -- 18 up
 CREATE TYPE minion_state AS ENUM ('inactive', 'active', 'failed', 'finished');
 
@@ -98,8 +105,14 @@ DROP FUNCTION IF EXISTS minion_lock(TEXT, INT, INT);
 -- 19 up
 CREATE INDEX minion_jobs_notes_idx ON minion_jobs USING GIN (notes);
 
+-- 19 down
+DROP INDEX IF EXISTS minion_jobs_notes_idx;
+
 -- 20 up
 ALTER TABLE minion_workers SET UNLOGGED;
+
+-- 20 down
+ALTER TABLE minion_workers SET LOGGED;
 
 -- 22 up
 -- 21 (job sequences) was withdrawn upstream; databases that ran it still carry its columns.
@@ -108,11 +121,24 @@ ALTER TABLE minion_jobs DROP COLUMN IF EXISTS next;
 ALTER TABLE minion_jobs ADD COLUMN expires TIMESTAMP WITH TIME ZONE;
 CREATE INDEX minion_jobs_expires_idx ON minion_jobs (expires);
 
+-- 22 down
+-- The columns of 21 stay gone: a database migrated fresh to 20 never had them either.
+DROP INDEX IF EXISTS minion_jobs_expires_idx;
+ALTER TABLE minion_jobs DROP COLUMN IF EXISTS expires;
+
 -- 23 up
 ALTER TABLE minion_jobs ADD COLUMN lax BOOL NOT NULL DEFAULT FALSE;
 
+-- 23 down
+ALTER TABLE minion_jobs DROP COLUMN IF EXISTS lax;
+
 -- 24 up
-CREATE INDEX minion_jobs_finished_state_idx ON minion_jobs (finished, state);
+-- IF NOT EXISTS: `migrate --to 23` left this index behind before 24 had a down section, and such
+-- a database must still upgrade; the schema it leaves is the same either way.
+CREATE INDEX IF NOT EXISTS minion_jobs_finished_state_idx ON minion_jobs (finished, state);
+
+-- 24 down
+DROP INDEX IF EXISTS minion_jobs_finished_state_idx;
 
 -- 25 up
 CREATE TABLE IF NOT EXISTS minion_schedules (

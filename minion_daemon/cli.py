@@ -55,7 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         " up or down to a version, and print the version the database is at afterwards.",
     )
     migrate.add_argument(
-        "--to", type=int, metavar="N", help="target version (default: the latest; 0 removes all)"
+        "--to",
+        type=int,
+        metavar="N",
+        help="target version, up or down (0 removes all); default: up to"
+        " postgres.max_schema_version, never down",
     )
     _add_connection_options(migrate)
     migrate.set_defaults(run=_migrate)
@@ -181,6 +185,7 @@ def _migrate(arguments: argparse.Namespace) -> int:
         pooled=False,
         application_name=config.postgres.application_name,
         connect_timeout=config.postgres.connect_timeout,
+        max_schema_version=config.postgres.max_schema_version,
     )
     try:
         print(backend.migrate(arguments.to))

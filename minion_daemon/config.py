@@ -20,6 +20,7 @@ from typing import Any, Final
 import yaml
 
 from minion_daemon.errors import MinionError
+from minion_daemon.model import AUTO_MIGRATE_CHOICES, AutoMigrate, auto_migrate_choice
 
 DSN_ENVIRONMENT_VARIABLE: Final = "MINION_DAEMON_DSN"
 
@@ -85,6 +86,13 @@ def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"true or false, got {_describe(value)}")
     return value
+
+
+def auto_migrate(value: Any) -> AutoMigrate:
+    choice = auto_migrate_choice(value)
+    if choice is None:
+        raise _Invalid(f"one of {', '.join(AUTO_MIGRATE_CHOICES)}, got {_describe(value)}")
+    return choice
 
 
 def _usable(value: str) -> bool:
@@ -183,7 +191,12 @@ class PostgresConfig:
         "newest schema to migrate to: 23 beside Perl Minion 10.25, 24 beside 10.28-11.x",
         integer(23, 25),
     )
-    auto_migrate: bool = _setting(True, "migrate up to max_schema_version at start", boolean)
+    auto_migrate: AutoMigrate = _setting(  # noqa: RUF009 - a str; ruff cannot see the alias
+        "create",
+        "create: schema for an empty database, an existing one used at its version; upgrade:"
+        " also migrate an older one up to max_schema_version; off: never touch it",
+        auto_migrate,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -13,6 +13,25 @@ from typing import Any, Literal, NotRequired, TypedDict
 JobState = Literal["inactive", "active", "failed", "finished"]
 JOB_STATES: tuple[JobState, ...] = ("inactive", "active", "failed", "finished")
 
+#: What a backend does with the schema at its first use (``postgres.auto_migrate``). ``create``:
+#: an empty database gets the schema at ``max_schema_version``, an existing one is used at its
+#: version; ``upgrade``: an older one is migrated up to ``max_schema_version`` too; ``off``:
+#: the schema is never touched.
+AutoMigrate = Literal["create", "upgrade", "off"]
+AUTO_MIGRATE_CHOICES: tuple[AutoMigrate, ...] = ("create", "upgrade", "off")
+
+
+def auto_migrate_choice(value: object) -> AutoMigrate | None:
+    """``value`` as an :data:`AutoMigrate` choice, or ``None`` if it is none.
+
+    ``True`` and ``False`` are the spelling from before ``create`` existed and keep what they
+    meant: migrate up at start (``upgrade``), never migrate (``off``). YAML reads a bare
+    ``off`` as false, so that word means the same in a config file either way.
+    """
+    if isinstance(value, bool):
+        return "upgrade" if value else "off"
+    return next((choice for choice in AUTO_MIGRATE_CHOICES if value == choice), None)
+
 
 class DequeuedJob(TypedDict):
     """What ``dequeue`` hands a worker: enough to run the job and to fence its updates."""

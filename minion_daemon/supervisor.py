@@ -532,7 +532,7 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
             application_name=postgres.application_name,
             connect_timeout=postgres.connect_timeout,
             max_schema_version=postgres.max_schema_version,
-            auto_migrate=False,
+            auto_migrate="off",
         )
     )
     try:

@@ -1,8 +1,9 @@
 """Statement execution for :class:`~minion_daemon.backend.pg.PgBackend`.
 
 One place that lends connections, makes sure the schema is there before the first statement
-(Perl's ``auto_migrate``), and turns psycopg errors into :mod:`minion_daemon.errors`, so nothing
-above the backend ever handles a driver exception.
+(Perl's ``auto_migrate``, as far as :data:`~minion_daemon.model.AutoMigrate` allows), and
+turns psycopg errors into :mod:`minion_daemon.errors`, so nothing above the backend ever
+handles a driver exception.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from minion_daemon.backend.connections import (
     SingleConnection,
 )
 from minion_daemon.errors import BackendError, DatabaseUnavailableError, SchemaError
-from minion_daemon.model import ServerConnections
+from minion_daemon.model import (
+    AUTO_MIGRATE_CHOICES,
+    AutoMigrate,
+    ServerConnections,
+    auto_migrate_choice,
+)
 
 log = logging.getLogger("minion_daemon.backend")
 
@@ -64,9 +70,13 @@ class PgExecutor:
         pooled: bool = True,
         min_size: int = 1,
         max_size: int = 4,
-        auto_migrate: bool = True,
+        auto_migrate: AutoMigrate | bool = "create",
         max_schema_version: int | None = None,
     ) -> None:
+        choice = auto_migrate_choice(auto_migrate)
+        if choice is None:
+            choices = ", ".join(AUTO_MIGRATE_CHOICES)
+            raise ValueError(f"auto_migrate: expected one of {choices}, got {auto_migrate!r}")
         self.settings = settings
         self._pid = os.getpid()
         self._source: ConnectionSource = (
@@ -74,7 +84,7 @@ class PgExecutor:
             if pooled
             else SingleConnection(settings)
         )
-        self._auto_migrate = auto_migrate
+        self._auto_migrate = choice
         self._max_schema_version = max_schema_version or schema.load_migrations().latest
         self._schema: schema.SchemaState | None = None
         self._has_schedules = False
@@ -91,15 +101,18 @@ class PgExecutor:
         return self._has_schedules
 
     def migrate(self, target: int | None = None) -> int:
-        """Migrate explicitly, up or down, to ``target`` (default: the latest); returns it.
+        """Migrate explicitly to ``target``, up or down; returns the version reached.
 
         Unlike the automatic migration this may go down: version 0 removes every Minion table.
+        Without a target it goes up to ``max_schema_version`` and never down, so that a bare
+        ``minion-daemon migrate`` cannot take a shared database where its fleet cannot follow.
         """
-        migrations = schema.load_migrations()
-        version = migrations.latest if target is None else target
         with self._translated("migrate"), self._connections().connection() as conn:
             self._check_server(conn)
-            schema.migrate(conn, version, migrations)
+            if target is not None:
+                schema.migrate(conn, target)
+            elif schema.active_version(conn) < self._max_schema_version:
+                schema.migrate(conn, self._max_schema_version)
             self._schema = None
             return schema.active_version(conn)
 
@@ -162,6 +175,8 @@ class PgExecutor:
                     "schema.migrated",
                     extra={"version": state.version, "previous": state.migrated_from},
                 )
+            if self._auto_migrate == "create" and state.version < self._max_schema_version:
+                self._warn_not_upgraded(state.version)
             if state.newer_than_known:
                 log.warning(
                     "schema.newer_than_known",
@@ -172,6 +187,19 @@ class PgExecutor:
                 )
             self._schema = state
         return self._schema
+
+    def _warn_not_upgraded(self, version: int) -> None:
+        target = self._max_schema_version
+        log.warning(
+            "schema.not_upgraded",
+            extra={
+                "version": version,
+                "max_schema_version": target,
+                "newer": schema.added_between(version, target),
+                "fix": f"once every Minion sharing the database knows version {target}, run"
+                f" `minion-daemon migrate --to {target}` (or set postgres.auto_migrate: upgrade)",
+            },
+        )
 
     @staticmethod
     def _check_server(conn: Connection) -> None:

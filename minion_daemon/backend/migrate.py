@@ -21,10 +21,18 @@ from psycopg.rows import DictRow
 
 from minion_daemon.backend import sql
 from minion_daemon.errors import SchemaError
+from minion_daemon.model import AutoMigrate
 
 MIGRATIONS_NAME: Final = "minion"
 #: The oldest schema this code can run on (``lax`` arrived in 23, Minion 10.25).
 MIN_SCHEMA_VERSION: Final = 23
+
+#: What each version after the oldest we run on adds: named when a database is used at an older
+#: version than ``max_schema_version``, so that its operator knows what waits behind a migration.
+ADDED_BY_VERSION: Final = {
+    24: "an index on minion_jobs (finished, state) that keeps history fast on big tables",
+    25: "cron schedules (minion_schedules)",
+}
 
 _MARKER: Final = re.compile(r"^\s*--\s*(\d+)\s*(up|down)\b", re.IGNORECASE | re.MULTILINE)
 
@@ -93,8 +101,16 @@ def schema_ready(conn: Connection) -> bool:
     return bool(_value(conn, sql.SCHEMA_READY))
 
 
-def migrate(conn: Connection, target: int, migrations: Migrations | None = None) -> int:
-    """Move the schema to ``target`` (up or down) and return the version it started from.
+def migrate(
+    conn: Connection,
+    target: int,
+    migrations: Migrations | None = None,
+    *,
+    only_if_empty: bool = False,
+) -> int:
+    """Move the schema to ``target`` (up or down) and return the version it started from;
+    ``only_if_empty``: only when, under the lock, it is still at 0 (a peer that created the
+    schema meanwhile, at its own version, is not upgraded).
 
     Raises :class:`SchemaError` for a target with no migration, or when the database is at a
     version newer than ``migrations`` knows (another, newer Minion migrated it).
@@ -107,20 +123,22 @@ def migrate(conn: Connection, target: int, migrations: Migrations | None = None)
     if active == target:
         return active
     try:
-        return _migrate_locked(conn, target, migrations)
+        return _migrate_locked(conn, target, migrations, only_if_empty)
     except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
         # A peer that does not take our advisory lock (Perl) created the table at the same
         # moment; its transaction has committed by now, so one more pass sees it.
-        return _migrate_locked(conn, target, migrations)
+        return _migrate_locked(conn, target, migrations, only_if_empty)
 
 
-def _migrate_locked(conn: Connection, target: int, migrations: Migrations) -> int:
+def _migrate_locked(
+    conn: Connection, target: int, migrations: Migrations, only_if_empty: bool
+) -> int:
     with conn.transaction():
         conn.execute(sql.MIGRATION_ADVISORY_LOCK)
         conn.execute(sql.CREATE_MIGRATIONS_TABLE)
         conn.execute(sql.LOCK_MIGRATIONS_TABLE)
         active = active_version(conn)
-        if active == target:
+        if active == target or (only_if_empty and active != 0):
             return active
         if active > migrations.latest:
             raise SchemaError(
@@ -143,12 +161,20 @@ class SchemaState:
     migrated_from: int | None = None
 
 
-def ensure_schema(conn: Connection, max_version: int, *, auto_migrate: bool = True) -> SchemaState:
-    """Bring the schema up to ``max_version`` if it is older, never down.
+def added_between(version: int, target: int) -> str:
+    """What the versions after ``version`` up to ``target`` add, as ``"24: ...; 25: ..."``."""
+    added = (f"{v}: {what}" for v, what in ADDED_BY_VERSION.items() if version < v <= target)
+    return "; ".join(added)
 
-    A database already at or above ``max_version`` is used as it is, including one newer than
-    this code knows (a newer Perl Minion shares it), provided everything the backend needs is
-    there. Raises :class:`SchemaError` when the schema is unusable.
+
+def ensure_schema(conn: Connection, max_version: int, *, auto_migrate: AutoMigrate) -> SchemaState:
+    """Make sure the schema is usable, migrating only as ``auto_migrate`` allows.
+
+    An empty database (version 0) gets the schema at ``max_version`` unless ``auto_migrate`` is
+    ``off``; an older one is migrated up to it only with ``upgrade``; nothing is ever migrated
+    down. A database newer than this code knows is used as it is (a newer Perl Minion shares
+    it), provided everything the backend needs is there. Raises :class:`SchemaError` when the
+    schema is unusable.
     """
     migrations = load_migrations()
     if not MIN_SCHEMA_VERSION <= max_version <= migrations.latest:
@@ -156,8 +182,16 @@ def ensure_schema(conn: Connection, max_version: int, *, auto_migrate: bool = Tr
             f"max_schema_version must be between {MIN_SCHEMA_VERSION} and {migrations.latest},"
             f" got {max_version}"
         )
+    active = active_version(conn)
     migrated_from = None
-    if active_version(conn) < max_version and auto_migrate:
+    if active == 0 and auto_migrate == "off":
+        raise SchemaError(
+            "the database has no Minion schema (version 0): run `minion-daemon migrate`, or"
+            " start the daemon with postgres.auto_migrate: create (the default)"
+        )
+    if active == 0:
+        migrated_from = migrate(conn, max_version, migrations, only_if_empty=True)
+    elif active < max_version and auto_migrate == "upgrade":
         migrated_from = migrate(conn, max_version, migrations)
     version = active_version(conn)
     if version < MIN_SCHEMA_VERSION or not schema_ready(conn):

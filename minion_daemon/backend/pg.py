@@ -27,6 +27,7 @@ from minion_daemon.backend.observe import ObserveOperations
 from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
 from minion_daemon.backend.schedules import ScheduleOperations
 from minion_daemon.model import (
+    AutoMigrate,
     DequeuedJob,
     History,
     HistoryPoint,
@@ -86,7 +87,10 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
     """The PostgreSQL backend, shared with Perl's Minion::Backend::Pg on one database.
 
     Nothing touches the database before the first operation, which checks the server version
-    and migrates the schema up to ``max_schema_version`` when ``auto_migrate`` is on.
+    and the schema: ``auto_migrate`` ``create`` (the default) creates it in an empty database at
+    ``max_schema_version`` and uses an existing one at its version, ``upgrade`` also migrates
+    an older one up, ``off`` never touches it (``True``/``False``: the old spelling of
+    ``upgrade``/``off``).
     """
 
     def __init__(
@@ -97,7 +101,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         pooled: bool = True,
         min_size: int = 1,
         max_size: int = 4,
-        auto_migrate: bool = True,
+        auto_migrate: AutoMigrate | bool = "create",
         max_schema_version: int | None = None,
         application_name: str = "minion-daemon",
         connect_timeout: int = 10,

@@ -46,7 +46,8 @@ class Connector:
     dsn: Callable[[argparse.Namespace, Config], str]
 
     def minion(self, arguments: argparse.Namespace) -> Minion:
-        """One plain connection, migrated and capped as the config file says.
+        """One plain connection to the database as it is: reading or filling a queue never
+        migrates it (a Perl fleet sharing it may know no newer schema).
 
         ``job -f`` runs a task in this process: its logging is then set up as a worker's, so
         the task's log lines show. The other commands print their output only.
@@ -61,7 +62,7 @@ class Connector:
             application_name=postgres.application_name,
             connect_timeout=postgres.connect_timeout,
             max_schema_version=postgres.max_schema_version,
-            auto_migrate=postgres.auto_migrate,
+            auto_migrate="off",
         )
         return Minion(backend)
 

@@ -63,7 +63,7 @@ def run_metrics_process(config: Config, dsn: str, directory: Path, listener: soc
         application_name=f"{postgres.application_name} metrics",
         connect_timeout=min(postgres.connect_timeout, CONNECT_TIMEOUT),
         max_schema_version=postgres.max_schema_version,
-        auto_migrate=False,
+        auto_migrate="off",
     )
     timeout = config.metrics.query_timeout
     collector = DatabaseCollector(

@@ -83,6 +83,7 @@ TYPED: dict[str, st.SearchStrategy[Any]] = {
     "tuple[str, ...] | None": st.lists(st.sampled_from(["a", "b", "\x00"]), max_size=2) | st.none(),
     "dict[str, int]": st.dictionaries(st.text(max_size=5), st.integers(-1, 10_001), max_size=3),
     "dict[str, TaskSettings]": st.dictionaries(st.text(max_size=5), task_settings, max_size=3),
+    "AutoMigrate": st.sampled_from(["create", "upgrade", "off", "Off", ""]) | st.booleans(),
 }
 
 

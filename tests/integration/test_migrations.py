@@ -79,7 +79,7 @@ def test_migrates_upward_keeping_jobs(make_database: MakeDatabase, start: int, t
     old = PgBackend(dsn, pooled=False, max_schema_version=start)
     job = old.enqueue("keep", [1], {"notes": {"a": 1}})
     old.close()
-    backend = PgBackend(dsn, pooled=False, max_schema_version=target)
+    backend = PgBackend(dsn, pooled=False, max_schema_version=target, auto_migrate="upgrade")
     try:
         assert backend.schema_version == target
         info = backend.list_jobs(0, 1, {"ids": [job]})["jobs"][0]

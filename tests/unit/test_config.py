@@ -19,7 +19,7 @@ def test_defaults_without_a_postgres_section() -> None:
     config = parse_config(None, "test.yaml")
     assert config.postgres.dsn is None
     assert config.postgres.max_schema_version == 25
-    assert config.postgres.auto_migrate is True
+    assert config.postgres.auto_migrate == "create"
 
 
 def test_values_and_environment_expansion(
@@ -34,7 +34,28 @@ def test_values_and_environment_expansion(
     config = load_config(path)
     assert config.postgres.dsn == "postgresql://app:s3cret@db/minion"
     assert config.postgres.max_schema_version == 23
-    assert config.postgres.auto_migrate is False
+    assert config.postgres.auto_migrate == "off"
+
+
+@pytest.mark.parametrize(
+    ("value", "choice"),
+    [
+        ("create", "create"),
+        ("upgrade", "upgrade"),
+        ("off", "off"),
+        (True, "upgrade"),
+        (False, "off"),
+    ],
+)
+def test_auto_migrate_choices_and_the_old_boolean_spelling(value: object, choice: str) -> None:
+    config = parse_config({"postgres": {"auto_migrate": value}}, "test.yaml")
+    assert config.postgres.auto_migrate == choice
+
+
+def test_a_bare_off_in_yaml_is_the_off_choice(tmp_path: Path) -> None:
+    """YAML 1.1 reads a bare ``off`` as false, which is the old spelling of the same choice."""
+    config = load_config(_write(tmp_path, "postgres:\n  auto_migrate: off\n"))
+    assert config.postgres.auto_migrate == "off"
 
 
 @pytest.mark.parametrize(
@@ -45,7 +66,10 @@ def test_values_and_environment_expansion(
             "postgres:\n  max_schema_version: 22\n",
             r"postgres\.max_schema_version: expected an integer from 23 to 25",
         ),
-        ("postgres:\n  auto_migrate: 1\n", r"postgres\.auto_migrate: expected true or false"),
+        (
+            "postgres:\n  auto_migrate: 1\n",
+            r"postgres\.auto_migrate: expected one of create, upgrade, off, got 1",
+        ),
         (
             "postgres:\n  pool_max_size: true\n",
             r"postgres\.pool_max_size: expected an integer from 1 to 100",

@@ -8,7 +8,7 @@ from minion_daemon.backend.migrate import load_migrations, parse_migrations
 def test_shipped_file_has_minion_versions() -> None:
     migrations = load_migrations()
     assert sorted(migrations.up) == [18, 19, 20, 22, 23, 24, 25]
-    assert sorted(migrations.down) == [18, 25]
+    assert sorted(migrations.down) == sorted(migrations.up)
     assert migrations.latest == 25
 
 
@@ -27,3 +27,7 @@ def test_version_25_creates_schedules_and_its_down_drops_them() -> None:
     migrations = load_migrations()
     assert "CREATE TABLE IF NOT EXISTS minion_schedules" in migrations.up[25]
     assert migrations.down[25] == "DROP TABLE IF EXISTS minion_schedules;"
+
+
+def test_version_24_down_drops_its_index() -> None:
+    assert load_migrations().down[24] == "DROP INDEX IF EXISTS minion_jobs_finished_state_idx;"

@@ -4,8 +4,9 @@ One loop, single-threaded and pool-free (it forks): wait on the signal pipe, the
 liveness pipes and the next deadline together; then handle signals, reap, replace, murder hung
 workers and run the duties (repair, schedule dispatch). Signal handlers only record.
 
-Worker processes write a byte to their liveness pipe on every turn of their loop; the first
-byte also says "booted". One that dies before it booted counts towards the crash-loop limit,
+Worker processes write a byte to their liveness pipe on every pulse (a timer signal, so also
+while they wait, back off or run an inline job, but not once stuck in C); the first byte also
+says "booted". One that dies before it booted counts towards the crash-loop limit,
 which stops the daemon instead of forking forever.
 """
 
@@ -530,6 +531,8 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
     )
 
     worker.quit_grace = JOB_KILL_GRACE
+    # Several pulses per liveness timeout: one late pulse (a busy machine) must not kill.
+    worker.pulse_interval = min(worker.pulse_interval, workers.liveness_timeout / 4)
     if config.metrics.enabled:
         WorkerMetrics().attach(worker)
     os.set_blocking(liveness, False)  # a supervisor slow to read must never stall the worker
@@ -538,7 +541,7 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
             os.write(liveness, b".")
 
-    worker.on("turn", ping)
+    worker.on("pulse", ping)
     worker.run()
     minion.close()
     return 0

@@ -508,7 +508,9 @@ class Worker(EventEmitter):
             signal.SIGCHLD: lambda *_: None,
             signal.SIGALRM: self._pulse,
         }
-        previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        previous: dict[int, Any] = {
+            signum: signal.signal(signum, handler) for signum, handler in handlers.items()
+        }
         # A timer signal, not a thread: its handler runs only between the main thread's
         # bytecodes, so pulses stop when the worker is truly stuck (in C, or killed), and
         # nothing else about its liveness can lie. Job processes do not inherit the timer.

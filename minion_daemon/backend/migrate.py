@@ -116,6 +116,7 @@ def migrate(conn: Connection, target: int, migrations: Migrations | None = None)
 
 def _migrate_locked(conn: Connection, target: int, migrations: Migrations) -> int:
     with conn.transaction():
+        conn.execute(sql.MIGRATION_UNBOUNDED)
         conn.execute(sql.MIGRATION_ADVISORY_LOCK)
         conn.execute(sql.CREATE_MIGRATIONS_TABLE)
         conn.execute(sql.LOCK_MIGRATIONS_TABLE)

@@ -156,6 +156,13 @@ def _healthz(daemon: Daemon) -> int:
         return int(answer.status)
 
 
+def _lock_timeouts(daemon: Daemon) -> list[dict[str, Any]]:
+    """The duties given up for a lock (a statement cancelled is an OperationalError, which
+    the backend reports as the database unavailable)."""
+    logged = events(daemon, "supervisor.database_unavailable")
+    return [entry for entry in logged if "lock timeout" in entry["error"]]
+
+
 def test_a_table_lock_held_elsewhere_freezes_neither_supervisor_nor_workers(
     start: Any, dsn: str
 ) -> None:
@@ -164,7 +171,7 @@ def test_a_table_lock_held_elsewhere_freezes_neither_supervisor_nor_workers(
     wait_until(lambda: events(daemon, "repair.done"), 30, "a first repair")
     with psycopg.connect(dsn) as locker:
         locker.execute("LOCK TABLE minion_jobs IN ACCESS EXCLUSIVE MODE")
-        wait_until(lambda: events(daemon, "supervisor.duty_failed"), 15, "repair to give up")
+        wait_until(lambda: _lock_timeouts(daemon), 15, "repair to give up")
         daemon.signal(signal.SIGTTIN)
         wait_until(
             lambda: len(events(daemon, "worker.spawned")) >= 3, 5, "a worker for the TTIN"

@@ -90,9 +90,8 @@ class Worker(EventEmitter):
     ``pulse`` (every :attr:`pulse_interval` from a timer signal, whatever the loop does: waits
     for a job, backs off from the database, waits on a statement, runs an inline job; the
     supervisor's liveness signal; its listeners run in a signal handler, so they only record),
-    ``done`` (job, seconds it ran: after its outcome was
-    recorded), ``outage`` (error: a pass failed for want of the database) and ``recovered``
-    (the first good pass after an outage).
+    ``done`` (job, seconds it ran: after its outcome was recorded), ``outage`` (error: a pass
+    failed for want of the database) and ``recovered`` (the first good pass after an outage).
     """
 
     def __init__(self, minion: Minion, *, status: Mapping[str, Any] | None = None) -> None:

@@ -585,12 +585,12 @@ CREATE TABLE IF NOT EXISTS mojo_migrations (
 )
 """
 
-# Serialises our own migrators before they race on CREATE TABLE IF NOT EXISTS, which two
-# sessions cannot run concurrently without one failing on the catalog's unique index.
 # A migration takes as long as it takes, whatever bounds its session has for other work.
 MIGRATION_UNBOUNDED: Final = """
 SELECT SET_CONFIG('lock_timeout', '0', TRUE), SET_CONFIG('statement_timeout', '0', TRUE)
 """
+# Serialises our own migrators before they race on CREATE TABLE IF NOT EXISTS, which two
+# sessions cannot run concurrently without one failing on the catalog's unique index.
 MIGRATION_ADVISORY_LOCK: Final = "SELECT PG_ADVISORY_XACT_LOCK(HASHTEXT('mojo_migrations'))"
 
 LOCK_MIGRATIONS_TABLE: Final = "LOCK TABLE mojo_migrations IN EXCLUSIVE MODE"

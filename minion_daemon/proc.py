@@ -81,7 +81,15 @@ def drain(fd: int) -> None:
             pass
 
 
-_DEFAULTED: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP)
+# SIGALRM: the worker's pulse, whose handler a job process must not run (a task's own alarm).
+_DEFAULTED: Final = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGQUIT,
+    signal.SIGCHLD,
+    signal.SIGHUP,
+    signal.SIGALRM,
+)
 _USER: Final = (signal.SIGUSR1, signal.SIGUSR2)
 #: The signals whose dispositions a fresh child sets for itself.
 _RESET_SIGNALS: Final = frozenset(_DEFAULTED + _USER)

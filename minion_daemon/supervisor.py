@@ -4,8 +4,9 @@ One loop, single-threaded and pool-free (it forks): wait on the signal pipe, the
 liveness pipes and the next deadline together; then handle signals, reap, replace, murder hung
 workers and run the duties (repair, schedule dispatch). Signal handlers only record.
 
-Worker processes write a byte to their liveness pipe on every turn of their loop; the first
-byte also says "booted". One that dies before it booted counts towards the crash-loop limit,
+Worker processes write a byte to their liveness pipe on every pulse (a timer signal, so also
+while they wait, back off or run an inline job, but not once stuck in C); the first byte also
+says "booted". One that dies before it booted counts towards the crash-loop limit,
 which stops the daemon instead of forking forever.
 """
 
@@ -52,6 +53,12 @@ MAX_RESPAWN_DELAY: Final = 30.0
 KILL_AFTER: Final = 10.0
 #: Seconds a job process gets between TERM and KILL when its worker is told to QUIT.
 JOB_KILL_GRACE: Final = 2.0
+#: Bounds of every statement the supervisor runs (its duties: repair, its guard lock, schedule
+#: dispatch): a lock held elsewhere or a slow statement fails the duty, which is logged and
+#: tried again at its next turn, instead of freezing the loop that answers signals, reaps and
+#: keeps /healthz fresh. Repair at a million jobs takes about 0.2 s (BENCHMARKS.md).
+SUPERVISOR_LOCK_TIMEOUT: Final = 2.0
+SUPERVISOR_STATEMENT_TIMEOUT: Final = 5.0
 #: Seconds before a metrics process that died is started again.
 METRICS_RESPAWN_DELAY: Final = 1.0
 
@@ -156,6 +163,8 @@ class Supervisor:
                 connect_timeout=postgres.connect_timeout,
                 max_schema_version=postgres.max_schema_version,
                 auto_migrate=postgres.auto_migrate,
+                lock_timeout=SUPERVISOR_LOCK_TIMEOUT,
+                statement_timeout=SUPERVISOR_STATEMENT_TIMEOUT,
             )
         )
         minion.missing_after = self.config.minion.missing_after
@@ -556,6 +565,8 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
     )
 
     worker.quit_grace = JOB_KILL_GRACE
+    # Several pulses per liveness timeout: one late pulse (a busy machine) must not kill.
+    worker.pulse_interval = min(worker.pulse_interval, workers.liveness_timeout / 4)
     if config.metrics.enabled:
         WorkerMetrics().attach(worker)
     os.set_blocking(liveness, False)  # a supervisor slow to read must never stall the worker
@@ -564,7 +575,7 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
             os.write(liveness, b".")
 
-    worker.on("turn", ping)
+    worker.on("pulse", ping)
     worker.run()
     minion.close()
     return 0

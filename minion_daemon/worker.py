@@ -58,6 +58,20 @@ MAX_OUTAGE_BACKOFF: Final = 30.0
 #: that it leaves them to repair (which fails and retries them), rather than linger forever,
 #: an orphan if its supervisor is gone.
 STOP_PATIENCE: Final = 120.0
+#: Default seconds between pulses (``pulse`` events); see :attr:`Worker.pulse_interval`.
+PULSE_INTERVAL: Final = 1.0
+
+
+class InlineTimeoutError(BaseException):
+    """Raised inside an inline task that ran past its timeout, by the pulse's signal handler.
+
+    A BaseException, as KeyboardInterrupt is, so a task's ``except Exception`` cannot swallow
+    it: only that job fails, and the worker goes on.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"timed out after {seconds:g} seconds")
+        self.seconds = seconds
 
 
 def desired_tasks(
@@ -72,10 +86,12 @@ class Worker(EventEmitter):
     """A registered worker: dequeues jobs of its Minion's tasks and runs them.
 
     Events: ``dequeue`` (job), ``wait`` (before each dequeue), ``busy`` (at capacity),
-    ``turn`` (every pass of the run loop, at least every second or ``dequeue_timeout``: the
-    supervisor's liveness signal), ``done`` (job, seconds it ran: after its outcome was
-    recorded), ``outage`` (error: a pass failed for want of the database) and ``recovered``
-    (the first good pass after an outage).
+    ``turn`` (every pass of the run loop, at least every second or ``dequeue_timeout``),
+    ``pulse`` (every :attr:`pulse_interval` from a timer signal, whatever the loop does: waits
+    for a job, backs off from the database, waits on a statement, runs an inline job; the
+    supervisor's liveness signal; its listeners run in a signal handler, so they only record),
+    ``done`` (job, seconds it ran: after its outcome was recorded), ``outage`` (error: a pass
+    failed for want of the database) and ``recovered`` (the first good pass after an outage).
     """
 
     def __init__(self, minion: Minion, *, status: Mapping[str, Any] | None = None) -> None:
@@ -99,6 +115,10 @@ class Worker(EventEmitter):
         self._outage_began: float | None = None
         #: Seconds between TERM and KILL for the running jobs on QUIT; 0 (Perl): KILL at once.
         self.quit_grace = 0.0
+        #: Seconds between pulses; also how late an inline job's timeout may strike.
+        self.pulse_interval = PULSE_INTERVAL
+        #: When the running inline job times out (monotonic), and after how many seconds.
+        self._inline_deadline: tuple[float, float] | None = None
 
     # Registration and the inbox
 
@@ -333,7 +353,7 @@ class Worker(EventEmitter):
             with logs.bound(**_job_fields(job)):
                 log.debug("job.started", mode="batch", latency=job.latency)
                 started = time.monotonic()
-                error = job.execute()
+                error = self._execute_inline(job)
                 duration = time.monotonic() - started
                 if error is not None or job.outcome is not None:
                     job.record(error)
@@ -361,7 +381,7 @@ class Worker(EventEmitter):
             if spec is not None and spec.mode == "inline":
                 log.debug("job.started", mode="inline", latency=job.latency)
                 started = time.monotonic()
-                job.record(job.execute())
+                job.record(self._execute_inline(job))
                 self._ended(job, time.monotonic() - started)
                 return
             try:
@@ -372,6 +392,27 @@ class Worker(EventEmitter):
                 if job.pid is not None:
                     self.running[job.id] = job
             log.info("job.started", mode="fork", job_pid=job.pid, latency=job.latency)
+
+    def _execute_inline(self, job: Job) -> str | None:
+        """:meth:`Job.execute` under the task's timeout, which the pulse enforces by raising
+        :class:`InlineTimeoutError` in the task: only this job fails, at most a pulse late. A
+        task stuck in C never sees it, and stops the pulses too: its worker is killed as hung
+        (at ``workers.liveness_timeout``), and its jobs are failed as any dead worker's are."""
+        spec = self.minion.tasks.get(job.task)
+        timeout = None if spec is None else spec.timeout
+        # The pulse raises at most once per deadline (it clears the deadline first), and only
+        # inside the outer try: a pulse between the task's return and the inner finally still
+        # lands in the except below.
+        try:
+            if timeout is not None:
+                self._inline_deadline = (time.monotonic() + timeout, timeout)
+            try:
+                return job.execute()
+            finally:
+                self._inline_deadline = None
+        except InlineTimeoutError as expired:
+            job.timed_out_after = expired.seconds
+            return f"Job timed out after {expired.seconds:g} seconds"
 
     def _reap_jobs(self) -> None:
         for job_id, job in list(self.running.items()):
@@ -464,8 +505,23 @@ class Worker(EventEmitter):
             signal.SIGTERM: self._handle_stop,
             signal.SIGQUIT: self._handle_quit,
             signal.SIGCHLD: lambda *_: None,
+            signal.SIGALRM: self._pulse,
         }
-        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        previous: dict[int, Any] = {
+            signum: signal.signal(signum, handler) for signum, handler in handlers.items()
+        }
+        # A timer signal, not a thread: its handler runs only between the main thread's
+        # bytecodes, so pulses stop when the worker is truly stuck (in C, or killed), and
+        # nothing else about its liveness can lie. Job processes do not inherit the timer.
+        signal.setitimer(signal.ITIMER_REAL, self.pulse_interval, self.pulse_interval)
+        return previous
+
+    def _pulse(self, *_: object) -> None:
+        self.emit("pulse")
+        deadline = self._inline_deadline
+        if deadline is not None and time.monotonic() >= deadline[0]:
+            self._inline_deadline = None
+            raise InlineTimeoutError(deadline[1])
 
     def _handle_stop(self, *_: object) -> None:
         self._finished = True
@@ -474,6 +530,7 @@ class Worker(EventEmitter):
         self._finished = self._quit = True
 
     def _restore_signals(self, previous: dict[int, Any]) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.set_wakeup_fd(-1)
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -42,12 +42,16 @@ class ConnectionSettings:
     conninfo: str
     application_name: str = "minion-daemon"
     connect_timeout: int = 10
+    #: Seconds each statement may wait for a lock, and run, in every session; ``None``: the
+    #: server's setting. Set per session, so PgBouncer, which refuses startup options, takes it.
+    lock_timeout: float | None = None
+    statement_timeout: float | None = None
 
     def connect(self) -> Connection:
         """A new autocommit connection with dict rows, set up for the backend."""
         conn = psycopg.connect(self.conninfo, **self.kwargs())
         try:
-            set_up_session(conn)
+            set_up_session(conn, self)
         except BaseException:
             conn.close()
             raise
@@ -83,9 +87,21 @@ def _passwords(conninfo: str) -> list[str]:
     return sorted({s for s in found if len(s) >= _SHORTEST_SECRET}, key=len, reverse=True)
 
 
-def set_up_session(conn: Connection) -> None:
+def set_up_session(conn: Connection, settings: ConnectionSettings) -> None:
     """The session settings every backend connection runs with."""
     conn.execute(sql.SESSION_SETUP)
+    if settings.lock_timeout is not None or settings.statement_timeout is not None:
+        conn.execute(
+            sql.SESSION_TIMEOUTS,
+            {
+                "lock": _milliseconds(settings.lock_timeout),
+                "statement": _milliseconds(settings.statement_timeout),
+            },
+        )
+
+
+def _milliseconds(seconds: float | None) -> int | None:
+    return None if seconds is None else max(round(seconds * 1000), 1)
 
 
 def disown(conn: Connection | None) -> None:
@@ -124,6 +140,7 @@ class PooledConnections:
     def __init__(self, settings: ConnectionSettings, *, min_size: int, max_size: int) -> None:
         #: Every connection the pool made and still holds; the pool itself cannot list them.
         self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._settings = settings
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             settings.conninfo,
             min_size=min_size,
@@ -140,7 +157,7 @@ class PooledConnections:
         self._opened = False
 
     def _configure(self, conn: Connection) -> None:
-        set_up_session(conn)
+        set_up_session(conn, self._settings)
         self._connections.add(conn)
 
     @contextmanager

@@ -134,6 +134,7 @@ def _migrate_locked(
     conn: Connection, target: int, migrations: Migrations, only_if_empty: bool
 ) -> int:
     with conn.transaction():
+        conn.execute(sql.MIGRATION_UNBOUNDED)
         conn.execute(sql.MIGRATION_ADVISORY_LOCK)
         conn.execute(sql.CREATE_MIGRATIONS_TABLE)
         conn.execute(sql.LOCK_MIGRATIONS_TABLE)

@@ -105,8 +105,12 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         max_schema_version: int | None = None,
         application_name: str = "minion-daemon",
         connect_timeout: int = 10,
+        lock_timeout: float | None = None,
+        statement_timeout: float | None = None,
     ) -> None:
-        settings = ConnectionSettings(conninfo, application_name, connect_timeout)
+        settings = ConnectionSettings(
+            conninfo, application_name, connect_timeout, lock_timeout, statement_timeout
+        )
         super().__init__(
             settings,
             pooled=pooled,

@@ -77,6 +77,13 @@ SELECT current_setting('max_connections')::int AS max_connections,
 # with its children) for expensive and compiled them on every call, for 15 to 40 ms each.
 # Set per session, not in the startup packet, which poolers such as PgBouncer refuse.
 SESSION_SETUP: Final = "SET jit = off"
+# Optional session bounds (milliseconds; NULL keeps the server's setting), for the supervisor.
+SESSION_TIMEOUTS: Final = """
+SELECT SET_CONFIG('lock_timeout',
+         COALESCE(%(lock)s::int::text, CURRENT_SETTING('lock_timeout')), FALSE),
+       SET_CONFIG('statement_timeout',
+         COALESCE(%(statement)s::int::text, CURRENT_SETTING('statement_timeout')), FALSE)
+"""
 
 ENQUEUE: Final = """
 INSERT INTO minion_jobs
@@ -587,6 +594,10 @@ CREATE TABLE IF NOT EXISTS mojo_migrations (
 )
 """
 
+# A migration takes as long as it takes, whatever bounds its session has for other work.
+MIGRATION_UNBOUNDED: Final = """
+SELECT SET_CONFIG('lock_timeout', '0', TRUE), SET_CONFIG('statement_timeout', '0', TRUE)
+"""
 # Serialises our own migrators before they race on CREATE TABLE IF NOT EXISTS, which two
 # sessions cannot run concurrently without one failing on the catalog's unique index.
 MIGRATION_ADVISORY_LOCK: Final = "SELECT PG_ADVISORY_XACT_LOCK(HASHTEXT('mojo_migrations'))"

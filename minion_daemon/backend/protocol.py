@@ -20,6 +20,7 @@ from minion_daemon.model import (
     RepairReport,
     ScheduleList,
     Stats,
+    TaskOffers,
     WorkerList,
 )
 from minion_daemon.options import Options
@@ -94,6 +95,8 @@ class Backend(Protocol):
     def stats(self) -> Stats: ...
 
     def observe(self, timeout: float = ...) -> Observation: ...
+
+    def live_workers(self) -> TaskOffers: ...
 
     def repair(
         self, *, missing_after: float = ..., remove_after: float = ..., stuck_after: float = ...

@@ -9,8 +9,10 @@ Exact
     The backlog per (queue, task), ``inactive_jobs`` and ``delayed_jobs`` (one pass over the
     inactive jobs); ``active_jobs``, ``active_workers`` and the oldest active job (one pass over
     the active jobs); workers, locks, schedules, ``enqueued_jobs`` (the id sequence) and the
-    health figures. Inactive and active jobs are few in a healthy queue; a backlog of millions
-    costs a pass over millions of rows, within the timeout or not at all.
+    health figures. The unrunnable jobs come from the backlog's groups and one read of the
+    live workers' tasks (``LIVE_WORKERS``, over ``minion_workers`` only). Inactive and active
+    jobs are few in a healthy queue; a backlog of millions costs a pass over millions of rows,
+    within the timeout or not at all.
 
 Exact up to :data:`~minion_daemon.backend.estimates.EXACT_UP_TO` (10,000), estimated above it
     ``finished_jobs`` and ``failed_jobs``, as ``stats`` counts them (:mod:`.estimates`): a

@@ -224,6 +224,7 @@ class Job(EventEmitter):
         return self
 
     def _in_child(self, read: int, write: int) -> int:
+        proc.set_title(f"job {self.id} {self.task}", "minion-job")
         os.close(read)
         self.minion.backend.forget_inherited()
         try:

@@ -192,6 +192,26 @@ class RecentJobs(TypedDict):
     failed_24h: int
 
 
+@dataclass(frozen=True, slots=True)
+class TaskOffers:
+    """Which tasks the live workers offer, as their statuses list them (beyond Perl).
+
+    A worker is live while its last heartbeat is younger than two of its own heartbeat
+    intervals, and at least a minute (``live_workers`` in the backend says exactly).
+    """
+
+    #: Live workers.
+    workers: int
+    #: Live workers whose status lists no tasks (Perl's, older daemons'): they may run any.
+    unlisted: int
+    #: The tasks the other live workers list.
+    tasks: frozenset[str]
+
+    def may_run(self, task: str) -> bool:
+        """Whether some live worker may run ``task``: one lists it, or one lists no tasks."""
+        return self.unlisted > 0 or task in self.tasks
+
+
 class Observation(TypedDict):
     """``observe``: one round of what the metrics read from the database (see its docstring
     for which counts are exact and which are estimates)."""
@@ -204,6 +224,11 @@ class Observation(TypedDict):
     #: Schedules, paused or not; ``None`` below schema 25, which has none.
     schedules: int | None
     health: DatabaseHealth
+    #: Runnable jobs per task that no live worker lists (their backlog summed over queues);
+    #: empty while a live worker lists no tasks, since it may run any of them.
+    unrunnable: dict[str, int]
+    #: Live workers whose status lists no tasks (:attr:`TaskOffers.unlisted`).
+    unlisted_workers: int
     #: Seconds the round took, measured by the client from BEGIN to the last answer.
     duration: float
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+import setproctitle
+
 #: Exit code of a child whose body raised instead of returning one.
 EXIT_CRASHED: Final = 1
 #: What the status of a child that someone else reaped is taken as: unknown, so not success.
@@ -161,3 +163,14 @@ def fork(body: Callable[[], int], *, job: bool) -> int:
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         os._exit(code)
+
+
+def set_title(title: str, short: str) -> None:
+    """Name this process: ``minion-daemon: {title}`` in ps's command line, and ``short``
+    (at most 15 bytes) as its ``comm``, which top shows by default and pgrep matches.
+
+    Without the second, setproctitle's own ``comm`` would be its title cut to
+    ``minion-daemon: ``, the same for every process of the daemon.
+    """
+    setproctitle.setproctitle(f"minion-daemon: {title}")
+    setproctitle.setthreadtitle(short)

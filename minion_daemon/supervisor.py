@@ -123,6 +123,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Prepare, supervise until stopped; returns the exit code."""
+        proc.set_title("supervisor", "minion-daemon")
         list_entry_points(self.config.tasks.entry_points)  # fails here, before any fork
         if self.config.metrics.enabled:
             self._service = _prepare_metrics(self.config.metrics.listen)
@@ -412,6 +413,7 @@ class Supervisor:
             log.info("metrics.spawned", metrics_pid=service.pid, listen=self.config.metrics.listen)
 
     def _metrics_main(self, service: MetricsService) -> int:
+        proc.set_title("metrics", "minion-metrics")
         listener = service.listener.dup()
         self._leave_supervisor()
         return run_metrics_process(self.config, self.dsn, service.directory, listener)
@@ -532,6 +534,7 @@ def _prepare_metrics(listen: str) -> MetricsService:
 
 def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
     """The body of a forked worker process: load tasks, run a Worker, ping the supervisor."""
+    proc.set_title(f"worker {os.getpid()}", "minion-worker")
     postgres = config.postgres
     minion = Minion(
         PgBackend(

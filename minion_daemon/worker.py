@@ -123,8 +123,11 @@ class Worker(EventEmitter):
     # Registration and the inbox
 
     def register(self) -> int:
-        """Insert or heartbeat this worker's row with its whole ``status``."""
+        """Insert or heartbeat this worker's row with its whole ``status``, which lists its
+        tasks (``tasks``, sorted: beyond Perl, whose status is free-form) so that enqueuers
+        and the metrics can tell a task no live worker offers."""
         known = self.id
+        self.status["tasks"] = list(self.minion.tasks.ordered_names())
         self.id = self.minion.backend.register_worker(self.id, {"status": self.status})
         if self.id != known:
             logs.bind(worker_id=self.id)

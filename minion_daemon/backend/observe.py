@@ -9,8 +9,10 @@ Exact
     The backlog per (queue, task), ``inactive_jobs`` and ``delayed_jobs`` (one pass over the
     inactive jobs); ``active_jobs``, ``active_workers`` and the oldest active job (one pass over
     the active jobs); workers, locks, schedules, ``enqueued_jobs`` (the id sequence) and the
-    health figures. Inactive and active jobs are few in a healthy queue; a backlog of millions
-    costs a pass over millions of rows, within the timeout or not at all.
+    health figures. The unrunnable jobs come from the backlog's groups and one read of the
+    live workers' tasks (``LIVE_WORKERS``, over ``minion_workers`` only). Inactive and active
+    jobs are few in a healthy queue; a backlog of millions costs a pass over millions of rows,
+    within the timeout or not at all.
 
 Exact up to :data:`~minion_daemon.backend.estimates.EXACT_UP_TO` (10,000), estimated above it
     ``finished_jobs`` and ``failed_jobs``, as ``stats`` counts them (:mod:`.estimates`): a
@@ -31,7 +33,7 @@ does.
 from __future__ import annotations
 
 import time
-from typing import Any, LiteralString
+from typing import Any, Final, LiteralString
 
 import psycopg
 
@@ -39,8 +41,21 @@ from minion_daemon.backend import estimates, sql
 from minion_daemon.backend.connections import Connection
 from minion_daemon.backend.executor import Params, PgExecutor
 from minion_daemon.errors import BackendError
-from minion_daemon.model import Backlog, DatabaseHealth, Observation, RecentJobs, Stats
+from minion_daemon.model import (
+    Backlog,
+    DatabaseHealth,
+    Observation,
+    RecentJobs,
+    Stats,
+    TaskOffers,
+)
 from minion_daemon.options import INT_MAX, check_seconds
+
+#: The heartbeat interval of a worker whose status states none: Perl's and our default.
+DEFAULT_HEARTBEAT: Final = 300.0
+#: The shortest a worker counts as live after its heartbeat: a worker that heartbeats every
+#: second is not lost to one slow pass of its loop.
+LIVE_AT_LEAST: Final = 60.0
 
 
 class ObserveOperations(PgExecutor):
@@ -66,6 +81,26 @@ class ObserveOperations(PgExecutor):
                     f" (or cancelled by an administrator): {error}"
                 ) from error
 
+    def live_workers(self) -> TaskOffers:
+        """The live workers and the tasks they list (:class:`TaskOffers`); reads the workers
+        only, never the jobs."""
+        with self.snapshot("live_workers") as conn:
+            return _offers(conn)
+
+
+def _offers(conn: Connection) -> TaskOffers:
+    row = _one(conn, sql.LIVE_WORKERS, {"heartbeat": DEFAULT_HEARTBEAT, "at_least": LIVE_AT_LEAST})
+    return TaskOffers(row["workers"], row["unlisted"], frozenset(row["tasks"]))
+
+
+def _unrunnable(groups: list[dict[str, Any]], offers: TaskOffers) -> dict[str, int]:
+    """Runnable jobs per task no live worker may run, from the backlog groups."""
+    jobs: dict[str, int] = {}
+    for group in groups:
+        if group["jobs"] > 0 and not offers.may_run(group["task"]):
+            jobs[group["task"]] = jobs.get(group["task"], 0) + group["jobs"]
+    return jobs
+
 
 def _milliseconds(timeout: float) -> int:
     """The statement timeout in milliseconds; 0 would mean none, so it is refused."""
@@ -82,6 +117,7 @@ def _observe(conn: Connection, schedules: bool, started: float) -> Observation:
     ended = _one(conn, sql.OBSERVE_ENDED, sample)
     health = _one(conn, sql.OBSERVE_HEALTH)
     scheduled = _one(conn, sql.OBSERVE_SCHEDULES) if schedules else None
+    offers = _offers(conn)
     stats = _stats(conn, groups, jobs, scheduled)
     recent = _recent(conn, jobs, ended)
     return {
@@ -91,6 +127,8 @@ def _observe(conn: Connection, schedules: bool, started: float) -> Observation:
         "recent": recent,
         "schedules": None if scheduled is None else _all_schedules(scheduled),
         "health": _health(health),
+        "unrunnable": _unrunnable(groups, offers),
+        "unlisted_workers": offers.unlisted,
         "duration": time.perf_counter() - started,
     }
 

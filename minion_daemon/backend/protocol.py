@@ -21,6 +21,7 @@ from minion_daemon.model import (
     ScheduleList,
     ServerConnections,
     Stats,
+    TaskOffers,
     WorkerList,
 )
 from minion_daemon.options import Options
@@ -97,6 +98,7 @@ class Backend(Protocol):
     def observe(self, timeout: float = ...) -> Observation: ...
 
     def server_connections(self) -> ServerConnections: ...
+    def live_workers(self) -> TaskOffers: ...
 
     def repair(
         self, *, missing_after: float = ..., remove_after: float = ..., stuck_after: float = ...

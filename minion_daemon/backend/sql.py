@@ -470,6 +470,27 @@ FROM edge LEFT JOIN (
 GROUP BY edge.at
 """
 
+# The live workers and the tasks they list (beyond Perl: Python workers' status has `tasks`).
+# Live: a heartbeat within two of the worker's own heartbeat intervals (%(heartbeat)s seconds
+# when its status states none, as a worker registered outside a run loop; capped at a day,
+# config's limit), and never less than %(at_least)s seconds. A status whose `tasks` is not an
+# array lists none. Reads minion_workers only: a row per worker process of the fleet.
+LIVE_WORKERS: Final = """
+WITH live AS MATERIALIZED (
+  SELECT CASE WHEN JSONB_TYPEOF(status -> 'tasks') = 'array' THEN status -> 'tasks' END AS tasks
+  FROM minion_workers
+  WHERE notified > NOW() - INTERVAL '1 second' * GREATEST(%(at_least)s::float8, 2 * LEAST(
+    CASE WHEN JSONB_TYPEOF(status -> 'heartbeat_interval') = 'number'
+      THEN (status ->> 'heartbeat_interval')::float8 ELSE %(heartbeat)s::float8 END,
+    86400))
+)
+SELECT (SELECT COUNT(*) FROM live)::bigint AS workers,
+  (SELECT COUNT(*) FROM live WHERE tasks IS NULL)::bigint AS unlisted,
+  ARRAY(
+    SELECT DISTINCT task FROM live, JSONB_ARRAY_ELEMENTS_TEXT(COALESCE(tasks, '[]')) AS task
+  ) AS tasks
+"""
+
 OBSERVE_SCHEDULES: Final = """
 SELECT COUNT(*) FILTER (WHERE NOT paused)::bigint AS schedules,
   COUNT(*) FILTER (WHERE paused)::bigint AS inactive_schedules

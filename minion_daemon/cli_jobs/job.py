@@ -10,7 +10,8 @@ Deliberate differences from Minion 10.25: ``-R`` leaves ``lax`` alone unless ``-
 ``-x`` takes 1/0, true/false, yes/no, on/off and refuses other words (Perl reads ``-x false``
 as true); ``-L`` prints ``id  name  expires`` as later Minions do (10.25 omits the id); ``-T``
 lists the entry-point tasks sorted, with the Python class (``minion_daemon.job.Job`` for a
-function, as Perl prints ``Minion::Job`` for a closure).
+function, as Perl prints ``Minion::Job`` for a closure). ``-e`` warns on stderr, after the id,
+when no live worker offers the task (see ``TaskOffers``); the job is enqueued all the same.
 """
 
 from __future__ import annotations
@@ -170,6 +171,12 @@ def _enqueue(task: str, values: _Values) -> Action:
 
     def enqueue(minion: Minion) -> int:
         print(minion.enqueue(task, values.args, **options))
+        if not minion.backend.live_workers().may_run(task):
+            print(
+                f"minion-daemon: warning: no live worker offers task {task}; the job waits"
+                " until a worker with that task starts (`minion-daemon job -w` lists workers)",
+                file=sys.stderr,
+            )
         return 0
 
     return enqueue

@@ -109,6 +109,19 @@ def _observation_metrics(seen: Observation) -> Iterator[Metric]:
         oldest.add_metric([entry["queue"], entry["task"]], entry["oldest_age"])
     yield backlog
     yield oldest
+    unrunnable = GaugeMetricFamily(
+        "minion_jobs_unrunnable",
+        "Runnable jobs of tasks no live worker lists (none while a worker lists no tasks)",
+        labels=["task"],
+    )
+    for task, count in seen["unrunnable"].items():
+        unrunnable.add_metric([task], count)
+    yield unrunnable
+    yield _gauge(
+        "minion_workers_tasks_unknown",
+        "Live workers whose status lists no tasks (Perl's, older daemons')",
+        seen["unlisted_workers"],
+    )
     yield _gauge(
         "minion_oldest_active_job_age_seconds",
         "How long the longest-running active job has run",

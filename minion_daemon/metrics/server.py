@@ -100,7 +100,7 @@ class ProcessFiles(Collector):
 
 
 def metrics_app(collector: DatabaseCollector, directory: Path) -> WSGIApplication:
-    """The WSGI application of the three paths."""
+    """The WSGI application of the three paths; any other answers 404."""
     registry = CollectorRegistry()
     registry.register(ProcessFiles(directory))
     registry.register(collector)
@@ -122,8 +122,13 @@ def metrics_app(collector: DatabaseCollector, directory: Path) -> WSGIApplicatio
             return _answer(
                 start_response, ready, f"database {database}, {booted:g} worker processes up"
             )
-        answer: Iterable[bytes] = exposition(environ, start_response)
-        return answer
+        if path == "/metrics":
+            answer: Iterable[bytes] = exposition(environ, start_response)
+            return answer
+        # prometheus-client answers every path with the metrics: a probe or scrape config
+        # with a mistyped path would pass unnoticed.
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found: this server answers /metrics, /healthz and /readyz\n"]
 
     return app
 

@@ -32,3 +32,11 @@ def test_a_file_its_process_has_not_sized_yet_does_not_fail_the_scrape(
     struct.error on such a file (prometheus/client_python#1199), an HTTP 500."""
     (tmp_path / "counter_4242.db").touch()
     assert _status(backend, tmp_path, "/metrics") == "200 OK"
+
+
+def test_only_the_served_paths_answer(backend: PgBackend, tmp_path: Path) -> None:
+    """Any other path answered with the metrics page, so a typo in a probe's path passed."""
+    assert _status(backend, tmp_path, "/healthz").split()[0] in {"200", "503"}
+    assert _status(backend, tmp_path, "/readyz").split()[0] in {"200", "503"}
+    for path in ("/foo", "/", "/metrics/", "/favicon.ico", "/healthz/x"):
+        assert _status(backend, tmp_path, path) == "404 Not Found", path

@@ -58,6 +58,8 @@ def test_an_empty_database_observes_zeros(backend: PgBackend) -> None:
         "recent",
         "schedules",
         "health",
+        "unrunnable",
+        "unlisted_workers",
         "duration",
     }
     assert {key: value for key, value in seen["stats"].items() if key != "uptime"} == {
@@ -75,6 +77,7 @@ def test_an_empty_database_observes_zeros(backend: PgBackend) -> None:
         "inactive_schedules": 0,
     }
     assert seen["backlog"] == []
+    assert (seen["unrunnable"], seen["unlisted_workers"]) == ({}, 0)
     assert seen["oldest_active_age"] == 0.0
     assert seen["recent"] == NO_RECENT
     assert seen["schedules"] == 0

@@ -114,6 +114,9 @@ class Worker(EventEmitter):
                 jobs=self.status.get("jobs"),
                 tasks=list(self.minion.tasks.ordered_names()),
             )
+            # (id) Before any job is claimed: a supervisor learns whose jobs to fail if this
+            # process dies.
+            self.emit("registered", self.id)
         return self.id
 
     def unregister(self) -> None:

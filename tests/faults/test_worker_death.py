@@ -137,3 +137,20 @@ def test_a_worker_recovers_from_terminated_sessions_within_2_s(
     figures(
         f"{terminated} sessions terminated; a job enqueued then finished after {recovery:.2f} s"
     )
+
+
+def test_a_worker_killed_after_terminated_sessions_is_buried_within_2_s(
+    dsn: str, minion: Minion, launch: Any
+) -> None:
+    """The supervisor's own session ended too, which it learns only when it next uses it."""
+    application = f"rescue-{secrets.token_hex(4)}"
+    launch(dsn, postgres={"application_name": application}, workers={"processes": 1})
+    ids, worker_id, pid = _start_jobs(minion, 2)
+    terminate = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = %s"
+    )
+    execute(dsn, terminate, (application,))
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: _rescued(minion, ids, worker_id), RESCUE_LIMIT, "the jobs failed")
+    _assert_went_away(minion, ids)

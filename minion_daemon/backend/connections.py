@@ -115,11 +115,12 @@ def _ended_by_server(conn: Connection) -> bool:
     alarm costs one new connection."""
     if conn.closed:
         return False
+    poller = select.poll()  # not select(), which refuses descriptors past 1023
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, psycopg.Error):
+        poller.register(conn.fileno(), select.POLLIN)
+    except psycopg.Error:  # broken: libpq holds no socket
         return True
-    return bool(readable)
+    return bool(poller.poll(0))
 
 
 class ConnectionSource(Protocol):

@@ -346,9 +346,19 @@ class Job(EventEmitter):
             self.finish()
 
     def kill(self, signum: int | str) -> bool:
-        """Send a signal (a number or a name such as ``"INT"``) to the job process."""
+        """Send a signal (a number or a name such as ``"INT"``) to the job process.
+
+        A signal that ends the job reaches its whole process group, so whatever the task
+        started ends with it. USR1 and USR2 are messages to the task, which handles them; by
+        their default action they would kill the task's children, so only the job process
+        gets them.
+        """
         number = signum if isinstance(signum, int) else signal.Signals[f"SIG{signum}"].value
-        return self.pid is not None and proc.kill(self.pid, number)
+        if self.pid is None:
+            return False
+        if number in (signal.SIGUSR1, signal.SIGUSR2):
+            return proc.kill(self.pid, number)
+        return proc.kill_group(self.pid, number)
 
     def stop(self) -> bool:
         """Kill the job process at once (SIGKILL); it is recorded failed when reaped."""

@@ -76,6 +76,16 @@ def kill(pid: int, signum: int) -> bool:
     return True
 
 
+def kill_group(leader: int, signum: int) -> bool:
+    """Send ``signum`` to the process group that ``leader`` leads (a job process and every
+    process it started); false when the group is gone."""
+    try:
+        os.killpg(leader, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def drain(fd: int) -> None:
     """Read everything waiting in a non-blocking pipe (a signal or liveness pipe)."""
     with contextlib.suppress(BlockingIOError):
@@ -144,6 +154,11 @@ def fork(body: Callable[[], int], *, job: bool) -> int:
     pid = os.fork()
     if pid:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if job:
+            # The child does the same; whichever runs first makes the group, so a kill of the
+            # group sent the moment fork returns cannot miss it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.setpgid(pid, pid)
         return pid
     code = EXIT_CRASHED
     try:

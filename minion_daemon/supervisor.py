@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import importlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -61,6 +62,10 @@ SUPERVISOR_LOCK_TIMEOUT: Final = 2.0
 SUPERVISOR_STATEMENT_TIMEOUT: Final = 5.0
 #: Seconds before a metrics process that died is started again.
 METRICS_RESPAWN_DELAY: Final = 1.0
+#: Seconds between attempts to bury dead workers while the database is unavailable.
+BURY_RETRY: Final = 5.0
+#: What a worker writes on its liveness pipe once registered, between its one-byte pings.
+_WORKER_ID: Final = re.compile(rb"id=([0-9]+)\n")
 
 
 class CrashLoopError(MinionError):
@@ -77,6 +82,10 @@ class WorkerProcess:
     generation: int = 0
     leaving: bool = False
     hung: bool = False
+    #: Its row in minion_workers, as it told us: whose jobs to fail when it dies.
+    worker_id: int | None = None
+    #: The start of a message that the last read cut off.
+    unread: bytes = b""
 
 
 @dataclass
@@ -118,6 +127,9 @@ class Supervisor:
         self._service: MetricsService | None = None
         #: The server's connection slots, read at start (they change only with a restart).
         self._server: ServerConnections | None = None
+        #: Rows of workers that died, whose jobs are still to be failed; and when to try.
+        self._dead: deque[int] = deque()
+        self._bury_at = 0.0
 
     # Start
 
@@ -183,6 +195,7 @@ class Supervisor:
         if self._done():
             return  # stopped just now; waiting for the next turn would only delay the exit
         self._reap_workers()
+        self._bury_workers()
         if self._stopping is None:
             self._manage_workers()
             self._murder_workers()
@@ -223,6 +236,8 @@ class Supervisor:
             if not worker.booted:
                 worker.booted = True
                 log.info("worker.booted", worker_pid=worker.pid)
+            announced, worker.unread = read_worker_id(worker.unread + data)
+            worker.worker_id = announced or worker.worker_id
 
     # Signals
 
@@ -356,6 +371,7 @@ class Supervisor:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue  # a grandchild we inherited as PID 1
+            self._heard_from(worker)  # its last words may hold its id
             os.close(worker.liveness)
             self._exited(worker, proc.decode(status))
 
@@ -369,6 +385,8 @@ class Supervisor:
         )
         if self._service is not None:
             forget_process(worker.pid, self._service.directory)
+        if worker.worker_id is not None:
+            self._dead.append(worker.worker_id)
         if self._stopping is not None or worker.leaving:
             return
         self._count_restart("hung" if worker.hung else "died" if worker.booted else "boot_failed")
@@ -398,6 +416,30 @@ class Supervisor:
                 )
                 worker.hung = True
                 proc.kill(worker.pid, signal.SIGKILL)
+
+    def _bury_workers(self) -> None:
+        """Fail the jobs of the workers that died (retried while attempts remain) and remove
+        their rows now, rather than leave them active until repair finds the workers missing
+        (``missing_after``). A worker that stopped on its own has done so already; this finds
+        nothing then. While the database is away, tried again every :data:`BURY_RETRY`
+        seconds, so the loop goes on supervising; if the daemon stops first, repair does it."""
+        assert self._minion is not None
+        if not self._dead or time.monotonic() < self._bury_at:
+            return
+        try:
+            while self._dead:
+                failed = self._minion.backend.bury_worker(self._dead[0])
+                log.info("worker.buried", worker_id=self._dead.popleft(), jobs_failed=failed)
+        except DatabaseUnavailableError as error:
+            self._bury_at = time.monotonic() + BURY_RETRY
+            log.warning("worker.bury_postponed", error=str(error), retry_in=BURY_RETRY)
+        except BackendError as error:
+            log.error(
+                "worker.bury_failed",
+                worker_id=self._dead.popleft(),
+                error=str(error),
+                consequence="repair fails its jobs",
+            )
 
     # Metrics
 
@@ -500,6 +542,7 @@ class Supervisor:
         kill_at = deadline + KILL_AFTER
         while self.workers:
             self._reap_workers()
+            self._bury_workers()
             now = time.monotonic()
             if not quit_sent and (now >= deadline or self._hurried()):
                 for worker in self.workers.values():
@@ -530,6 +573,17 @@ def _prepare_metrics(listen: str) -> MetricsService:
     )
     enable_multiprocess(directory)
     return MetricsService(listener, directory)
+
+
+def read_worker_id(data: bytes) -> tuple[int | None, bytes]:
+    """The worker id last announced in ``data``, read from a liveness pipe, and the tail of
+    ``data`` that a message cut off by the read may continue in the next.
+
+    Told by the process itself: a row found by (host, pid) could be another's, where a pid was
+    reused or containers on one database share a host name.
+    """
+    found = [int(match[1]) for match in _WORKER_ID.finditer(data)]
+    return (found[-1] if found else None), data[data.rfind(b"\n") + 1 :][-32:]
 
 
 def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
@@ -578,7 +632,12 @@ def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
             os.write(liveness, b".")
 
+    def announce(_: object, worker_id: int) -> None:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(liveness, b"id=%d\n" % worker_id)
+
     worker.on("pulse", ping)
+    worker.on("registered", announce)
     worker.run()
     minion.close()
     return 0

@@ -54,6 +54,10 @@ BUSY_PAUSE: Final = 1.0
 MIN_PAUSE: Final = 0.01
 #: Longest pause between attempts while the database is unreachable.
 MAX_OUTAGE_BACKOFF: Final = 30.0
+#: The pause before the first retry: a failure after good passes is most often a session the
+#: server ended (the pool then drops every other dead one at once), and a database that is
+#: really gone refuses the retry as fast; the backoff starts at 1 s after that.
+FIRST_RETRY_PAUSE: Final = 0.05
 #: How long a stopping worker waits for the database to record its jobs' outcomes. After
 #: that it leaves them to repair (which fails and retries them), rather than linger forever,
 #: an orphan if its supervisor is gone.
@@ -137,6 +141,9 @@ class Worker(EventEmitter):
                 jobs=self.status.get("jobs"),
                 tasks=list(self.minion.tasks.ordered_names()),
             )
+            # (id) Before any job is claimed: a supervisor learns whose jobs to fail if this
+            # process dies.
+            self.emit("registered", self.id)
         return self.id
 
     def unregister(self) -> None:
@@ -258,7 +265,11 @@ class Worker(EventEmitter):
         except DatabaseUnavailableError as error:
             if self._outage_began is None:
                 self._outage_began = time.monotonic()
-            self._outage = min(max(self._outage * 2, 1.0), MAX_OUTAGE_BACKOFF)
+            self._outage = (
+                min(max(self._outage * 2, 1.0), MAX_OUTAGE_BACKOFF)
+                if self._outage
+                else FIRST_RETRY_PAUSE
+            )
             log.warning("worker.database_unavailable", error=str(error), retry_in=self._outage)
             self.emit("outage", error)
             self._sleep(self._outage)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -123,6 +124,21 @@ def disown(conn: Connection | None) -> None:
         os.close(null)
 
 
+def _ended_by_server(conn: Connection) -> bool:
+    """Whether the server ended this idle session (a restart, pg_terminate_backend): its
+    goodbye, or the closed socket, is then waiting to be read. Found now, without a round trip,
+    rather than by the next statement failing; an idle session is otherwise silent, and a false
+    alarm costs one new connection."""
+    if conn.closed:
+        return False
+    poller = select.poll()  # not select(), which refuses descriptors past 1023
+    try:
+        poller.register(conn.fileno(), select.POLLIN)
+    except psycopg.Error:  # broken: libpq holds no socket
+        return True
+    return bool(poller.poll(0))
+
+
 class ConnectionSource(Protocol):
     def connection(self) -> AbstractContextManager[Connection]:
         """Lend a connection for the duration of a ``with`` block."""
@@ -166,7 +182,15 @@ class PooledConnections:
             self._pool.open(wait=False)
             self._opened = True
         with self._pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                if conn.broken:
+                    # Sessions end together (a failover, a restart, pg_terminate_backend): the
+                    # idle ones are tested now and the dead dropped, so the caller's next
+                    # attempt gets a live connection, not the next dead one.
+                    self._pool.check()
+                raise
 
     def close(self) -> None:
         if self._opened:
@@ -186,6 +210,8 @@ class SingleConnection:
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
+        if self._conn is not None and _ended_by_server(self._conn):
+            self._conn.close()
         if self._conn is None or self._conn.closed:
             self._conn = self._settings.connect()
         try:

@@ -521,6 +521,16 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         params = {"id": check_id("unregister_worker: id", worker_id)}
         self.rowcount("unregister_worker", sql.UNREGISTER_WORKER, params)
 
+    def bury_worker(self, worker_id: int) -> int:
+        """Beyond Perl: what repair does for a worker missing too long, at once, for a worker
+        known to be dead. Its active jobs fail with "Worker went away" (retried while attempts
+        remain), each fenced by its ``retries``, then its row goes; returns the jobs failed."""
+        params = {"id": check_id("bury_worker: worker_id", worker_id)}
+        held = self.rows("bury_worker", sql.DEAD_WORKER_JOBS, params)
+        failed = sum(self.fail_job(job["id"], job["retries"], WORKER_WENT_AWAY) for job in held)
+        self.rowcount("bury_worker", sql.UNREGISTER_WORKER, params)
+        return failed
+
     def list_workers(self, offset: int, limit: int, options: Options = None) -> WorkerList:
         """A page of workers, newest first, with the ids of their active jobs."""
         params = self._page_params("list_workers", offset, limit, options, _WORKER_FILTERS)

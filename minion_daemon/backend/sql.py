@@ -323,6 +323,13 @@ WHERE state = 'active' AND queue != 'minion_foreground'
   AND NOT EXISTS (SELECT 1 FROM minion_workers WHERE id = j.worker)
 """
 
+# The jobs of one worker known to be dead (its supervisor reaped it), as REPAIR_ABANDONED_JOBS
+# finds them for every worker whose row is gone.
+DEAD_WORKER_JOBS: Final = """
+SELECT id, retries FROM minion_jobs
+WHERE worker = %(id)s::bigint AND state = 'active' AND queue != 'minion_foreground'
+"""
+
 REPAIR_STUCK_JOBS: Final = """
 UPDATE minion_jobs SET state = 'failed', result = '"Job appears stuck in queue"'
 WHERE state = 'inactive' AND delayed + %(seconds)s::float8 * INTERVAL '1 second' < NOW()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from typing import Any
 
@@ -66,3 +67,12 @@ def logged_sleep(job: Any, path: str, seconds: float) -> float:
 
 
 TASKS["logged_sleep"] = logged_sleep
+
+
+def with_child(job: Any, seconds: float) -> float:
+    """Starts a child process (``sleep 1000``) and notes its pid, then sleeps: whatever ends
+    the job must end the child too."""
+    child = subprocess.Popen(["sleep", "1000"])
+    job.note(child=child.pid)
+    time.sleep(seconds)
+    return seconds

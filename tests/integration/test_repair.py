@@ -355,3 +355,30 @@ def test_142_a_stuck_job_has_no_finished_timestamp(backend: PgBackend, dsn: str)
     assert backend.stats()["failed_jobs"] == 1
     # History counts by finished time, so this failure never shows there.
     assert sum(point["failed_jobs"] for point in backend.history()["daily"]) == 0
+
+
+def test_bury_worker_does_at_once_what_repair_does_for_one_dead_worker(
+    backend: PgBackend,
+) -> None:
+    dead = backend.register_worker()
+    alive = backend.register_worker()
+    retried = _start_job(backend, dead, {"attempts": 2})
+    failed = _start_job(backend, dead)
+    foreground = _start_job(backend, dead, {"queue": "minion_foreground"})
+    other = _start_job(backend, alive)
+
+    assert backend.bury_worker(dead) == 2
+    assert not _worker_exists(backend, dead)
+    assert _worker_exists(backend, alive)
+    summary = {
+        job_id: (info["state"], info["retries"], info["result"])
+        for job_id in (retried, failed, foreground, other)
+        for info in [_job(backend, job_id)]
+    }
+    assert summary == {
+        retried: ("inactive", 1, "Worker went away"),
+        failed: ("failed", 0, "Worker went away"),
+        foreground: ("active", 0, None),
+        other: ("active", 0, None),
+    }
+    assert backend.bury_worker(dead) == 0

@@ -17,7 +17,10 @@ Several processes may use one cluster at once (``minion-daemon run`` beside a ``
 each holds a shared ``flock`` on the data directory while it uses the cluster, and whoever
 leaves last stops it. A lock dies with its process, so a postmaster left running by a daemon
 that was killed has no users: the next start adopts it as it is and stops it on a clean exit.
-Starts and stops are serialised by an exclusive ``flock`` on the state directory.
+Only the process that took a lock holds it: forked children (worker and job processes, which
+outlive a supervisor killed with kill -9 while they finish) close their copy, or they would
+keep a cluster they no longer own from ever being stopped. Starts and stops are serialised by
+an exclusive ``flock`` on the state directory.
 """
 
 from __future__ import annotations
@@ -56,6 +59,21 @@ _VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 _TAIL_LINES = 10
 _LOG_TAIL_BYTES = 64 * 1024
 _CONNECT_TIMEOUT = 10
+
+
+#: The descriptors holding this process's shared locks on data directories.
+_held_locks: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child: close the copies of the parent's locks (the parent keeps them)."""
+    for descriptor in _held_locks:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _held_locks.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 class EmbeddedDatabaseError(MinionError):
@@ -178,6 +196,7 @@ class EmbeddedPostgres:
                 self._leave(use)
                 raise
             self._use = use
+            _held_locks.add(use)
         return self.dsn
 
     def stop(self) -> None:
@@ -188,6 +207,7 @@ class EmbeddedPostgres:
         """
         use, self._use = self._use, None
         if use is not None:
+            _held_locks.discard(use)
             with self._transition():
                 self._leave(use)
 

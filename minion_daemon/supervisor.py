@@ -19,7 +19,6 @@ import select
 import shutil
 import signal
 import socket
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from minion_daemon.backend import PgBackend
 from minion_daemon.config import Config, ConfigError, load_config
 from minion_daemon.errors import BackendError, DatabaseUnavailableError, MinionError
 from minion_daemon.metrics import enable_multiprocess, forget_process
+from minion_daemon.metrics import make_directory as make_metrics_directory
 from minion_daemon.metrics.families import SupervisorMetrics, WorkerMetrics
 from minion_daemon.metrics.server import bind, run_metrics_process
 from minion_daemon.minion import Minion
@@ -488,9 +488,7 @@ class Supervisor:
 def _prepare_metrics(listen: str) -> MetricsService:
     """Bind the metrics socket and make the directory of the processes' metric files."""
     listener = bind(listen)
-    directory = Path(
-        tempfile.mkdtemp(prefix="minion-daemon-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY"))
-    )
+    directory = make_metrics_directory(os.environ.get("RUNTIME_DIRECTORY"))
     enable_multiprocess(directory)
     return MetricsService(listener, directory)
 

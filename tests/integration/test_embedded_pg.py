@@ -9,7 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,6 +20,7 @@ from helpers.cluster import (
     cluster_processes,
     kill,
     postmaster_pid,
+    private_state_dir,
 )
 from helpers.daemon import DEFAULT_METRICS_PORT
 from helpers.waiting import wait_until
@@ -34,6 +35,43 @@ from minion_daemon.embedded_pg import (
 )
 
 MakeCluster = Callable[[], EmbeddedPostgres]
+
+
+@pytest.fixture(scope="module")
+def made_cluster() -> Iterator[Path]:
+    """A state directory whose cluster was made once, then stopped: initdb is the slow part."""
+    with private_state_dir() as state:
+        with EmbeddedPostgres(state):
+            pass
+        yield state
+
+
+@pytest.fixture
+def fresh_state_dir() -> Iterator[Path]:
+    """An empty state directory."""
+    with private_state_dir() as state:
+        yield state
+
+
+@pytest.fixture
+def state_dir(made_cluster: Path) -> Iterator[Path]:
+    """A state directory holding a made, stopped cluster of its own."""
+    with private_state_dir(made_cluster) as state:
+        yield state
+
+
+@pytest.fixture
+def clusters(state_dir: Path) -> Iterator[MakeCluster]:
+    """Make EmbeddedPostgres objects on ``state_dir``; every one is stopped after the test."""
+    objects: list[EmbeddedPostgres] = []
+
+    def make() -> EmbeddedPostgres:
+        objects.append(EmbeddedPostgres(state_dir))
+        return objects[-1]
+
+    yield make
+    for cluster in reversed(objects):
+        cluster.stop()
 
 
 def _assert_ended(processes: set[int], postmaster: int | None) -> None:

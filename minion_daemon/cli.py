@@ -1,7 +1,7 @@
 """The ``minion-daemon`` command line: parses arguments and calls the public API, nothing else.
 
 Exit codes: 0 success, 1 a runtime error (the database said no or could not be reached),
-2 a usage or configuration error. Errors are one line on stderr, never a traceback.
+2 a usage or configuration error, 3 (``run``) a crash loop: worker processes that cannot boot. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations

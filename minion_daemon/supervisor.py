@@ -42,6 +42,8 @@ log = logs.get_logger("minion_daemon.supervisor")
 
 #: Exit code of a worker process that cannot boot (tasks fail to load): the daemon halts.
 EXIT_BOOT_ERROR: Final = 3
+#: Exit code of the daemon stopped by a crash loop; systemd's unit does not restart on it.
+EXIT_CRASH_LOOP: Final = 3
 #: Boot failures within CRASH_WINDOW seconds that stop the daemon.
 CRASH_LIMIT: Final = 5
 CRASH_WINDOW: Final = 60.0
@@ -134,7 +136,7 @@ class Supervisor:
         except CrashLoopError as error:
             log.error("supervisor.crash_loop", error=str(error))
             self._stop(graceful=False)
-            return 1
+            return EXIT_CRASH_LOOP
         finally:
             self._minion.close()
         log.info("supervisor.stopped")

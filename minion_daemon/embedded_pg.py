@@ -46,6 +46,7 @@ from minion_daemon.errors import MinionError
 
 log = logs.get_logger("minion_daemon.embedded_pg")
 
+STATE_DIR_ENVIRONMENT_VARIABLE = "MINION_DAEMON_STATE_DIR"
 #: The role initdb makes the cluster's superuser; the DSN connects as it. A fixed name rather
 #: than the OS user that ran initdb, so that chowning the state directory to another user later
 #: cannot leave the daemon guessing which role exists.
@@ -120,9 +121,11 @@ def _version(name: str) -> tuple[int, ...]:
 def default_state_dir() -> Path:
     """Where the cluster lives by default.
 
-    ``/var/lib/minion-daemon`` for root, else ``$XDG_DATA_HOME/minion-daemon``, else
-    ``~/.local/share/minion-daemon``.
+    ``$MINION_DAEMON_STATE_DIR`` if set, else ``/var/lib/minion-daemon`` for root, else
+    ``$XDG_DATA_HOME/minion-daemon``, else ``~/.local/share/minion-daemon``.
     """
+    if chosen := os.environ.get(STATE_DIR_ENVIRONMENT_VARIABLE):
+        return Path(chosen)
     if os.geteuid() == 0:
         return Path("/var/lib/minion-daemon")
     data_home = os.environ.get("XDG_DATA_HOME", "")
@@ -167,6 +170,15 @@ class EmbeddedPostgres:
         return conninfo.make_conninfo(
             host=str(self._socket_dir), port=PORT, dbname=self.database, user=SUPERUSER
         )
+
+    @property
+    def serving(self) -> bool:
+        """Whether a server listens on the cluster's socket (somebody started it and it runs).
+
+        For commands that use a daemon's cluster without starting or stopping it; a socket file
+        left by a server that was killed counts too, and connecting then says so.
+        """
+        return (self._socket_dir / _SOCKET_NAME).exists()
 
     def start(self) -> str:
         """Make the cluster if it is new, start it unless it runs, create the database; the DSN.

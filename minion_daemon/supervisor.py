@@ -129,7 +129,14 @@ class Supervisor:
         if self._service is not None:
             self._service.metrics = SupervisorMetrics(schema_version)
         self._install_signals()
-        log.info("supervisor.started", processes=self.desired, schema_version=schema_version)
+        # The DSN (password masked) is what `minion-daemon job --dsn` and Python use, notably
+        # for a private cluster, whose socket path the operator would otherwise have to guess.
+        log.info(
+            "supervisor.started",
+            processes=self.desired,
+            schema_version=schema_version,
+            dsn=self.dsn,
+        )
         try:
             while not self._done():
                 self._turn()

@@ -194,7 +194,7 @@ def test_the_cli_finds_the_running_private_cluster_and_says_how_to_give_a_dsn_wi
         assert (migrated.returncode, migrated.stdout) == (0, "25\n"), migrated.stderr
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(60) == 0
-    for arguments in (["job"], ["schedule", "-l"], ["migrate"], ["worker"]):
+    for arguments in (["job"], ["schedule", "nightly"], ["migrate"], ["worker"]):
         refused = command(*arguments)
         assert refused.returncode == 2, (arguments, refused.stderr)
         assert refused.stderr.count("\n") == 1, refused.stderr

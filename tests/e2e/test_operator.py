@@ -94,6 +94,7 @@ def _kill_orphans(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow(seconds=15)
 def test_after_a_kill_9_the_next_daemon_stops_the_orphaned_cluster_and_old_metrics_files(
     state_dir: Path, task_path: Path, tmp_path: Path, dsn: str
 ) -> None:
@@ -168,16 +169,21 @@ def test_a_crash_loop_exits_3(tmp_path: Path, dsn: str) -> None:
     assert "supervisor.crash_loop" in errors
 
 
+@pytest.mark.slow(seconds=30)
 def test_the_cli_finds_the_running_private_cluster_and_says_how_to_give_a_dsn_without_one(
     state_dir: Path, task_path: Path, tmp_path: Path
 ) -> None:
     log = tmp_path / "daemon.log"
-    cli = ["minion-daemon"]
     environment = _environment(task_path, MINION_DAEMON_STATE_DIR=str(state_dir))
 
     def command(*arguments: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*cli, *arguments], env=environment, capture_output=True, text=True, check=False
+            ["minion-daemon", *arguments],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
 
     with _private_daemon(state_dir, task_path, log, f"127.0.0.1:{free_port()}") as daemon:
@@ -213,6 +219,7 @@ def _blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
 
 
+@pytest.mark.slow(seconds=15)
 @pytest.mark.xdist_group(DEFAULT_METRICS_PORT)  # the Quickstart's daemon: default address
 def test_the_readme_quickstart_runs_as_written(state_dir: Path, tmp_path: Path) -> None:
     """Its first block installs and starts the daemon; the second, in another terminal, is

@@ -46,6 +46,7 @@ from minion_daemon.errors import MinionError
 
 log = logs.get_logger("minion_daemon.embedded_pg")
 
+#: Chooses the state directory for ``run`` and the commands that use its cluster alike.
 STATE_DIR_ENVIRONMENT_VARIABLE = "MINION_DAEMON_STATE_DIR"
 #: The role initdb makes the cluster's superuser; the DSN connects as it. A fixed name rather
 #: than the OS user that ran initdb, so that chowning the state directory to another user later

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # minion-daemon's container image; docs/container.md tells how to run it and add tasks.
-#   docker build -t minion-daemon .                          the daemon alone (the last stage)
+#   docker build -t minion-daemon:0.1.0 .                    the daemon alone (the last stage)
 #   docker build --target example -t minion-daemon:example .  with examples/tasks (compose.yaml)
 # Both stages of the runtime install wheels only, built in the builder stage; a test
 # (tests/e2e/test_deployment.py) runs these pip steps in a fresh virtualenv.

@@ -1,7 +1,8 @@
 """The ``minion-daemon`` command line: parses arguments and calls the public API, nothing else.
 
 Exit codes: 0 success, 1 a runtime error (the database said no or could not be reached),
-2 a usage or configuration error. Errors are one line on stderr, never a traceback.
+2 a usage or configuration error, 3 (``run``) a crash loop: worker processes that cannot boot.
+Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from minion_daemon.config import (
     describe,
     load_config,
 )
-from minion_daemon.embedded_pg import EmbeddedPostgres, default_state_dir
+from minion_daemon.embedded_pg import (
+    STATE_DIR_ENVIRONMENT_VARIABLE,
+    EmbeddedPostgres,
+    default_state_dir,
+)
 from minion_daemon.errors import MinionError
 from minion_daemon.minion import Minion
 from minion_daemon.supervisor import Supervisor
@@ -72,12 +77,6 @@ def _parser() -> argparse.ArgumentParser:
         " add or remove a worker process.",
     )
     _add_connection_options(run)
-    run.add_argument(
-        "--state-dir",
-        type=Path,
-        help="where the private PostgreSQL cluster lives when no database is given"
-        f" (default: {default_state_dir()})",
-    )
     run.set_defaults(run=_run)
     check = commands.add_parser(
         "check-config",
@@ -157,6 +156,13 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c", "--config", type=Path, help=f"YAML config file (default: {DEFAULT_CONFIG} if present)"
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the private PostgreSQL cluster's directory, used when no database is given: `run`"
+        " starts the cluster there, the other commands use it while a daemon runs it (default:"
+        f" ${STATE_DIR_ENVIRONMENT_VARIABLE}, else {default_state_dir()})",
+    )
 
 
 def _config(arguments: argparse.Namespace) -> Config:
@@ -168,14 +174,19 @@ def _config(arguments: argparse.Namespace) -> Config:
 
 def resolve_dsn(arguments: argparse.Namespace, config: Config) -> str:
     """``--dsn``, else ``$MINION_DAEMON_DSN``, else ``postgres.dsn`` of the config file (the
-    config loader applies the variable)."""
+    config loader applies the variable), else the private cluster a daemon runs in the state
+    directory."""
     dsn = arguments.dsn or config.postgres.dsn
-    if not dsn:
+    if dsn:
+        return dsn
+    cluster = EmbeddedPostgres(arguments.state_dir or default_state_dir())
+    if not cluster.serving:
         raise UsageError(
-            f"no database given: pass --dsn, set {DSN_ENVIRONMENT_VARIABLE},"
-            " or set postgres.dsn in the config file"
+            f"no database given, and no daemon runs a private cluster in {cluster.state_dir}:"
+            f" pass --dsn, set {DSN_ENVIRONMENT_VARIABLE}, set postgres.dsn in the config file,"
+            " or start `minion-daemon run` (with the same --state-dir)"
         )
-    return dsn
+    return cluster.dsn
 
 
 def _migrate(arguments: argparse.Namespace) -> int:

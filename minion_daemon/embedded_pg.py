@@ -17,7 +17,10 @@ Several processes may use one cluster at once (``minion-daemon run`` beside a ``
 each holds a shared ``flock`` on the data directory while it uses the cluster, and whoever
 leaves last stops it. A lock dies with its process, so a postmaster left running by a daemon
 that was killed has no users: the next start adopts it as it is and stops it on a clean exit.
-Starts and stops are serialised by an exclusive ``flock`` on the state directory.
+Only the process that took a lock holds it: forked children (worker and job processes, which
+outlive a supervisor killed with kill -9 while they finish) close their copy, or they would
+keep a cluster they no longer own from ever being stopped. Starts and stops are serialised by
+an exclusive ``flock`` on the state directory.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from minion_daemon.errors import MinionError
 
 log = logs.get_logger("minion_daemon.embedded_pg")
 
+#: Chooses the state directory for ``run`` and the commands that use its cluster alike.
+STATE_DIR_ENVIRONMENT_VARIABLE = "MINION_DAEMON_STATE_DIR"
 #: The role initdb makes the cluster's superuser; the DSN connects as it. A fixed name rather
 #: than the OS user that ran initdb, so that chowning the state directory to another user later
 #: cannot leave the daemon guessing which role exists.
@@ -56,6 +61,21 @@ _VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 _TAIL_LINES = 10
 _LOG_TAIL_BYTES = 64 * 1024
 _CONNECT_TIMEOUT = 10
+
+
+#: The descriptors holding this process's shared locks on data directories.
+_held_locks: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child: close the copies of the parent's locks (the parent keeps them)."""
+    for descriptor in _held_locks:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _held_locks.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 class EmbeddedDatabaseError(MinionError):
@@ -102,9 +122,11 @@ def _version(name: str) -> tuple[int, ...]:
 def default_state_dir() -> Path:
     """Where the cluster lives by default.
 
-    ``/var/lib/minion-daemon`` for root, else ``$XDG_DATA_HOME/minion-daemon``, else
-    ``~/.local/share/minion-daemon``.
+    ``$MINION_DAEMON_STATE_DIR`` if set, else ``/var/lib/minion-daemon`` for root, else
+    ``$XDG_DATA_HOME/minion-daemon``, else ``~/.local/share/minion-daemon``.
     """
+    if chosen := os.environ.get(STATE_DIR_ENVIRONMENT_VARIABLE):
+        return Path(chosen)
     if os.geteuid() == 0:
         return Path("/var/lib/minion-daemon")
     data_home = os.environ.get("XDG_DATA_HOME", "")
@@ -150,6 +172,15 @@ class EmbeddedPostgres:
             host=str(self._socket_dir), port=PORT, dbname=self.database, user=SUPERUSER
         )
 
+    @property
+    def serving(self) -> bool:
+        """Whether a server listens on the cluster's socket (somebody started it and it runs).
+
+        For commands that use a daemon's cluster without starting or stopping it; a socket file
+        left by a server that was killed counts too, and connecting then says so.
+        """
+        return (self._socket_dir / _SOCKET_NAME).exists()
+
     def start(self) -> str:
         """Make the cluster if it is new, start it unless it runs, create the database; the DSN.
 
@@ -178,6 +209,7 @@ class EmbeddedPostgres:
                 self._leave(use)
                 raise
             self._use = use
+            _held_locks.add(use)
         return self.dsn
 
     def stop(self) -> None:
@@ -188,6 +220,7 @@ class EmbeddedPostgres:
         """
         use, self._use = self._use, None
         if use is not None:
+            _held_locks.discard(use)
             with self._transition():
                 self._leave(use)
 

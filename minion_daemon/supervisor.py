@@ -21,7 +21,6 @@ import select
 import shutil
 import signal
 import socket
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from minion_daemon.capacity import FIX, connection_budget
 from minion_daemon.config import Config, ConfigError, load_config
 from minion_daemon.errors import BackendError, DatabaseUnavailableError, MinionError
 from minion_daemon.metrics import enable_multiprocess, forget_process
+from minion_daemon.metrics import make_directory as make_metrics_directory
 from minion_daemon.metrics.families import SupervisorMetrics, WorkerMetrics
 from minion_daemon.metrics.server import bind, run_metrics_process
 from minion_daemon.minion import Minion
@@ -46,6 +46,8 @@ log = logs.get_logger("minion_daemon.supervisor")
 
 #: Exit code of a worker process that cannot boot (tasks fail to load): the daemon halts.
 EXIT_BOOT_ERROR: Final = 3
+#: Exit code of the daemon stopped by a crash loop; systemd's unit does not restart on it.
+EXIT_CRASH_LOOP: Final = 3
 #: Boot failures within CRASH_WINDOW seconds that stop the daemon.
 CRASH_LIMIT: Final = 5
 CRASH_WINDOW: Final = 60.0
@@ -152,7 +154,14 @@ class Supervisor:
             self._service.metrics = SupervisorMetrics(schema_version)
         self._server = self._minion.backend.server_connections()
         self._install_signals()
-        log.info("supervisor.started", processes=self.desired, schema_version=schema_version)
+        # The DSN (password masked) is what `minion-daemon job --dsn` and Python use, notably
+        # for a private cluster, whose socket path the operator would otherwise have to guess.
+        log.info(
+            "supervisor.started",
+            processes=self.desired,
+            schema_version=schema_version,
+            dsn=self.dsn,
+        )
         self._check_connections()
         try:
             while not self._done():
@@ -160,7 +169,7 @@ class Supervisor:
         except CrashLoopError as error:
             log.error("supervisor.crash_loop", error=str(error))
             self._stop(graceful=False)
-            return 1
+            return EXIT_CRASH_LOOP
         finally:
             self._minion.close()
         log.info("supervisor.stopped")
@@ -568,9 +577,7 @@ class Supervisor:
 def _prepare_metrics(listen: str) -> MetricsService:
     """Bind the metrics socket and make the directory of the processes' metric files."""
     listener = bind(listen)
-    directory = Path(
-        tempfile.mkdtemp(prefix="minion-daemon-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY"))
-    )
+    directory = make_metrics_directory(os.environ.get("RUNTIME_DIRECTORY"))
     enable_multiprocess(directory)
     return MetricsService(listener, directory)
 

@@ -13,11 +13,55 @@ created at import time (importing these modules early is safe).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from prometheus_client import multiprocess, values
 
 MULTIPROCESS_ENVIRONMENT_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+#: The metrics directories of supervisors are named ``<prefix><pid>-<random>``.
+DIRECTORY_PREFIX = "minion-daemon-metrics-"
+
+
+def make_directory(parent: str | None) -> Path:
+    """A new directory for this supervisor's metric files in ``parent`` (the temporary
+    directory when ``None``), after removing those of supervisors that are gone.
+
+    A supervisor killed with kill -9 cannot remove its directory; its pid in the name tells the
+    next one whether the directory is still in use.
+    """
+    base = Path(parent or tempfile.gettempdir())
+    for directory in base.glob(f"{DIRECTORY_PREFIX}*"):
+        if _abandoned(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-", dir=base))
+
+
+def _abandoned(directory: Path) -> bool:
+    """Ours (same owner) and made by a supervisor no longer running.
+
+    Our own pid in an existing name was left by an earlier life of this pid (PID 1 of a
+    container with a kept /tmp, say): this supervisor has not made its directory yet.
+    """
+    pid, _, rest = directory.name.removeprefix(DIRECTORY_PREFIX).partition("-")
+    if not (pid.isdigit() and rest):
+        return False
+    try:
+        owner = directory.lstat().st_uid
+    except OSError:
+        return False  # removed meanwhile by another supervisor
+    return owner == os.geteuid() and (int(pid) == os.getpid() or not _running(int(pid)))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
 
 
 def enable_multiprocess(directory: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from minion_daemon import __version__
 from minion_daemon.config import Config, ConfigError, load_config
 from minion_daemon.supervisor import KILL_AFTER
 
@@ -153,6 +154,15 @@ def test_downstream_dockerfile_of_the_docs_passes_hadolint(tmp_path: Path) -> No
     downstream = tmp_path / "Dockerfile"
     downstream.write_text(block, encoding="utf-8")
     _hadolint(downstream)
+
+
+def test_the_docs_build_the_image_their_downstream_dockerfile_starts_from() -> None:
+    text = (ROOT / "docs" / "container.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```dockerfile\n(.*?)```", text, flags=re.DOTALL)
+    (base,) = re.findall(r"^FROM (\S+)", block, flags=re.MULTILINE)
+    built = re.findall(r"^docker build (?:--target \S+ )?-t (\S+) \.", text, flags=re.MULTILINE)
+    assert base in built
+    assert base == f"minion-daemon:{__version__}"
 
 
 def test_dockerfile_runs_the_daemon_with_the_container_config(

@@ -44,11 +44,13 @@ def test_no_dsn_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.delenv("MINION_DAEMON_DSN", raising=False)
+    monkeypatch.setenv("MINION_DAEMON_STATE_DIR", str(tmp_path / "no-cluster"))
     empty = tmp_path / "empty.yaml"
     empty.write_text("", encoding="utf-8")
     assert main(["migrate", "-c", str(empty)]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("minion-daemon: no database given: pass --dsn")
+    assert error.startswith("minion-daemon: no database given, and no daemon runs a private")
+    assert "pass --dsn" in error
     assert error.count("\n") == 1
 
 

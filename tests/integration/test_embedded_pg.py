@@ -5,17 +5,23 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers.cluster import (
+    AS_ROOT,
+    alive,
+    cluster_processes,
+    kill,
+    postmaster_pid,
+    private_state_dir,
+)
 from helpers.daemon import DEFAULT_METRICS_PORT
 from helpers.waiting import wait_until
 
@@ -28,40 +34,13 @@ from minion_daemon.embedded_pg import (
     find_binaries,
 )
 
-AS_ROOT = os.geteuid() == 0
 MakeCluster = Callable[[], EmbeddedPostgres]
-# Only a directory to make private ones in (mkdtemp), so the shared-directory warning is moot.
-SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else "/tmp"  # noqa: S108
-
-
-@contextlib.contextmanager
-def _state_dir(template: Path | None = None) -> Iterator[Path]:
-    """A state directory the cluster's OS user owns (a copy of ``template``, if given).
-
-    Not under tmp_path: that lies below a root-only directory (as root the cluster runs as
-    ``postgres``, which must get through) and is long enough to near the socket path limit.
-    On a tmpfs when there is one, where initdb's and the checkpoints' fsyncs cost nothing.
-    """
-    base = Path(tempfile.mkdtemp(prefix="mdpg-", dir=SCRATCH))
-    base.chmod(0o755)
-    state = base / "state"
-    try:
-        if template:
-            subprocess.run(["cp", "-a", str(template), str(state)], check=True)
-        else:
-            state.mkdir(mode=0o700)
-            if AS_ROOT:
-                shutil.chown(state, user="postgres")
-        yield state
-    finally:
-        _kill(_cluster_processes(state / "pgdata"))  # what a failed test may have left running
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def made_cluster() -> Iterator[Path]:
     """A state directory whose cluster was made once, then stopped: initdb is the slow part."""
-    with _state_dir() as state:
+    with private_state_dir() as state:
         with EmbeddedPostgres(state):
             pass
         yield state
@@ -70,14 +49,14 @@ def made_cluster() -> Iterator[Path]:
 @pytest.fixture
 def fresh_state_dir() -> Iterator[Path]:
     """An empty state directory."""
-    with _state_dir() as state:
+    with private_state_dir() as state:
         yield state
 
 
 @pytest.fixture
 def state_dir(made_cluster: Path) -> Iterator[Path]:
     """A state directory holding a made, stopped cluster of its own."""
-    with _state_dir(made_cluster) as state:
+    with private_state_dir(made_cluster) as state:
         yield state
 
 
@@ -95,51 +74,12 @@ def clusters(state_dir: Path) -> Iterator[MakeCluster]:
         cluster.stop()
 
 
-def _postmaster(pgdata: Path) -> int | None:
-    try:
-        return int((pgdata / "postmaster.pid").read_text(encoding="utf-8").split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def _alive(pid: int) -> bool:
-    fields = _proc_stat(pid)
-    return fields is not None and fields[0] != "Z"  # an unreaped zombie has ended
-
-
-def _cluster_processes(pgdata: Path) -> set[int]:
-    """The running postmaster of ``pgdata`` and its children."""
-    postmaster = _postmaster(pgdata)
-    if postmaster is None or not _alive(postmaster):
-        return set()
-    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    children = {pid for pid in pids if (fields := _proc_stat(pid)) and fields[1] == str(postmaster)}
-    return {postmaster, *children}
-
-
-def _kill(pids: set[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    # Reaped, not merely zombies: pg_ctl status takes a zombie postmaster for a running one.
-    wait_until(lambda: all(_proc_stat(pid) is None for pid in pids), 10, "the killed to go")
-
-
 def _assert_ended(processes: set[int], postmaster: int | None) -> None:
     """The server's children are gone, and its postmaster is too, or about to be."""
     assert postmaster is not None
-    assert not any(_alive(pid) for pid in processes - {postmaster})
+    assert not any(alive(pid) for pid in processes - {postmaster})
     # pg_ctl stop -w returns when postmaster.pid is gone, which the postmaster removes as it exits.
-    wait_until(lambda: not _alive(postmaster), 5, "the postmaster to exit")
+    wait_until(lambda: not alive(postmaster), 5, "the postmaster to exit")
 
 
 def _start_in_a_daemon_that_dies(state_dir: Path) -> str:
@@ -186,7 +126,7 @@ def test_the_first_start_makes_a_cluster_serving_on_the_socket_only_and_stop_end
         assert stat.S_IMODE((fresh_state_dir / "run").stat().st_mode) == 0o700
         if AS_ROOT:
             assert pgdata.stat().st_uid == pwd.getpwnam("postgres").pw_uid
-        postmaster, processes = _postmaster(pgdata), _cluster_processes(pgdata)
+        postmaster, processes = postmaster_pid(pgdata), cluster_processes(pgdata)
         assert postmaster in processes
 
     cluster.stop()  # again: a no-op
@@ -215,16 +155,16 @@ def test_a_cluster_left_running_by_a_dead_daemon_is_adopted_and_stopped_on_exit(
     clusters: MakeCluster, state_dir: Path
 ) -> None:
     dsn = _start_in_a_daemon_that_dies(state_dir)
-    postmaster = _postmaster(state_dir / "pgdata")
+    postmaster = postmaster_pid(state_dir / "pgdata")
     assert postmaster is not None
-    assert _alive(postmaster)
+    assert alive(postmaster)
     _insert(dsn, 7)
 
     cluster = clusters()
     assert cluster.start() == dsn
-    assert _postmaster(state_dir / "pgdata") == postmaster  # used as it is, not restarted
+    assert postmaster_pid(state_dir / "pgdata") == postmaster  # used as it is, not restarted
     assert _rows(dsn) == [(7,)]
-    processes = _cluster_processes(state_dir / "pgdata")
+    processes = cluster_processes(state_dir / "pgdata")
 
     cluster.stop()
 
@@ -236,7 +176,7 @@ def test_a_stale_postmaster_pid_does_not_block_start(
 ) -> None:
     dsn = _start_in_a_daemon_that_dies(state_dir)
     _insert(dsn, 3)
-    _kill(_cluster_processes(state_dir / "pgdata"))  # the machine crashed, say
+    kill(cluster_processes(state_dir / "pgdata"))  # the machine crashed, say
     assert (state_dir / "pgdata" / "postmaster.pid").exists()
 
     assert _rows(clusters().start()) == [(3,)]
@@ -404,7 +344,7 @@ def test_minion_daemon_run_with_no_dsn_starts_the_cluster_serves_jobs_and_stops_
             assert minion.job(job_id).info["result"] == {"added": 5}
         finally:
             minion.close()
-        postmaster = _postmaster(fresh_state_dir / "pgdata")
+        postmaster = postmaster_pid(fresh_state_dir / "pgdata")
         daemon.send_signal(signal.SIGTERM)
         _, errors = daemon.communicate(timeout=60)
     finally:
@@ -416,4 +356,4 @@ def test_minion_daemon_run_with_no_dsn_starts_the_cluster_serves_jobs_and_stops_
     if AS_ROOT:
         assert fresh_state_dir.stat().st_uid == pwd.getpwnam("postgres").pw_uid
     assert postmaster is not None
-    wait_until(lambda: not _alive(postmaster), 10, "the cluster to stop with the daemon")
+    wait_until(lambda: not alive(postmaster), 10, "the cluster to stop with the daemon")

@@ -141,3 +141,24 @@ def test_forget_notify_socket_clears_the_variables(monkeypatch: pytest.MonkeyPat
 def test_forget_notify_socket_without_variables_is_harmless() -> None:
     systemd.forget_notify_socket()
     assert "NOTIFY_SOCKET" not in os.environ
+
+
+UNIT = Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "minion-daemon.service"
+
+
+def test_the_unit_restarts_on_failure_but_not_on_a_usage_error_or_a_crash_loop() -> None:
+    """Exit 2 (a usage or configuration error) and exit 3 (worker processes that cannot boot)
+    would only fail again: Restart=on-failure must not restart forever on them."""
+    settings = [
+        line.partition("=")[::2]
+        for line in UNIT.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.startswith("#")
+    ]
+    assert ("Restart", "on-failure") in settings
+    prevented = {
+        int(code)
+        for key, value in settings
+        if key == "RestartPreventExitStatus"
+        for code in value.split()
+    }
+    assert prevented == {2, 3}

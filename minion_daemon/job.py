@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 from minion_daemon import proc
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
-from minion_daemon.options import check_json
+from minion_daemon.options import check_json, json_problem, storable_text
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
@@ -62,9 +62,10 @@ HANDOVER_BYTES: Final = 60_000
 
 
 def describe_error(error: BaseException) -> str:
-    """A failed job's result: the exception's own line first, then the whole traceback."""
+    """A failed job's result: the exception's own line first, then the whole traceback, with
+    what PostgreSQL cannot store (NUL, lone surrogates) escaped."""
     summary = "".join(traceback.format_exception_only(error)).strip()
-    return f"{summary}\n\n{''.join(traceback.format_exception(error))}"
+    return storable_text(f"{summary}\n\n{''.join(traceback.format_exception(error))}")
 
 
 class Job(EventEmitter):
@@ -182,7 +183,18 @@ class Job(EventEmitter):
             self.emit("finish")
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
             return describe_error(error)
-        return None
+        return self._unstorable_result()
+
+    def _unstorable_result(self) -> str | None:
+        """The failure of a task whose result cannot be stored, caught here so that the job
+        fails alone, like a task that raised (and retries the same way), whatever the mode."""
+        if self.outcome is not None:
+            return None  # the task recorded its job; what it returned is not stored
+        problem = json_problem("result", self.result)
+        if problem is None:
+            return None
+        self.result = None
+        return storable_text(f"Result cannot be stored as JSON: {problem}")
 
     def record(self, error: str | None, *, finish_null: bool = True) -> None:
         """Store what :meth:`execute` produced, unless the task already recorded its job.

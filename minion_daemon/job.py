@@ -46,6 +46,7 @@ from minion_daemon import proc
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
 from minion_daemon.options import check_json, json_problem, storable_text
+from minion_daemon.output import JobOutput, captured, send_to
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 RECORD_PATIENCE: Final = 120.0
 #: Longest failure summary a job process sends its worker (the job's result holds it all).
 SUMMARY_BYTES: Final = 1000
+#: How often :meth:`Job.perform` looks whether its job process ended, between its output.
+PERFORM_POLL: Final = 0.1
 #: The largest message a job process hands its worker: within the 64 KiB a Linux pipe holds,
 #: so the one write into the fresh pipe never blocks, whenever the worker gets to read it.
 HANDOVER_BYTES: Final = 60_000
@@ -108,6 +111,8 @@ class Job(EventEmitter):
         #: The first line of the recorded failure, for logs.
         self.failure: str | None = None
         self._outcome_pipe: int | None = None
+        #: What the job process writes to stdout and stderr, while it runs (fork mode).
+        self.output: JobOutput | None = None
         #: What the job process handed over for the worker to record: ("result" | "error", value).
         self._handed: tuple[str, Any] | None = None
 
@@ -172,15 +177,16 @@ class Job(EventEmitter):
     def execute(self) -> str | None:
         """Run the task in this process; returns the error text, or ``None`` on success."""
         try:
-            self.emit("start")
-            spec = self.minion.tasks.get(self.task)
-            if spec is None:
-                raise LookupError(f'Task "{self.task}" is not registered')
-            if isinstance(spec.target, type):
-                self.result = self.run(*self.args)
-            else:
-                self.result = spec.target(self, *self.args)
-            self.emit("finish")
+            with captured():
+                self.emit("start")
+                spec = self.minion.tasks.get(self.task)
+                if spec is None:
+                    raise LookupError(f'Task "{self.task}" is not registered')
+                if isinstance(spec.target, type):
+                    self.result = self.run(*self.args)
+                else:
+                    self.result = spec.target(self, *self.args)
+                self.emit("finish")
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
             return describe_error(error)
         return self._unstorable_result()
@@ -224,18 +230,22 @@ class Job(EventEmitter):
     def start(self) -> Job:
         """Fork the job process; the parent writes the ``minion_pid`` note (Minion 12)."""
         read, write = os.pipe()
+        output, written = os.pipe()
         try:
-            self.pid = proc.fork(lambda: self._in_child(read, write), job=True)
+            self.pid = proc.fork(lambda: self._in_child(read, write, written), job=True)
         finally:
             os.close(write)
+            os.close(written)
         os.set_blocking(read, False)
         self._outcome_pipe = read
+        self.output = JobOutput(output)
         self.started_at = time.monotonic()
         self.minion.backend.note_pid(self.id, self.pid)
         self.emit("spawn", self.pid)
         return self
 
-    def _in_child(self, read: int, write: int) -> int:
+    def _in_child(self, read: int, write: int, output: int) -> int:
+        send_to(output)
         os.close(read)
         self.minion.backend.forget_inherited()
         try:
@@ -314,7 +324,10 @@ class Job(EventEmitter):
         """Run the job in a forked process, wait for it, and record the outcome."""
         self.start()
         assert self.pid is not None
-        self._reaped(proc.reap(self.pid, block=True))
+        assert self.output is not None
+        while (reason := proc.reap(self.pid)) is None:
+            self.output.wait(PERFORM_POLL)  # a job that fills its output pipe waits for this
+        self._reaped(reason)
         self.record_exit()
 
     def is_finished(self) -> bool:
@@ -334,6 +347,9 @@ class Job(EventEmitter):
             return False
         self.exit_reason = reason
         self._read_outcome()
+        if self.output is not None:
+            self.output.close()
+            self.output = None
         self.emit("reap", self.pid)
         return True
 

@@ -46,7 +46,7 @@ from minion_daemon import proc
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
 from minion_daemon.options import check_json, json_problem, storable_text
-from minion_daemon.output import JobOutput, captured, send_to
+from minion_daemon.output import JobOutput, captured, pipe, send_to
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
@@ -230,7 +230,7 @@ class Job(EventEmitter):
     def start(self) -> Job:
         """Fork the job process; the parent writes the ``minion_pid`` note (Minion 12)."""
         read, write = os.pipe()
-        output, written = os.pipe()
+        output, written = pipe()
         try:
             self.pid = proc.fork(lambda: self._in_child(read, write, written), job=True)
         finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import fcntl
 import io
 import os
 import select
@@ -29,9 +30,12 @@ if TYPE_CHECKING:
 
 #: Longest line logged as one; a longer one (or output that never ends its line) is cut.
 LINE_CHARS: Final = 16_384
-#: What one read of a job's pipe takes at most, so a task that writes without pause cannot
-#: hold its worker in the read.
-READ_BYTES: Final = 1 << 20
+#: What a job's pipe is asked to hold (Linux's most for anyone), so a task that writes a lot
+#: rarely waits for its worker.
+PIPE_BYTES: Final = 1 << 20
+#: What one read of a job's pipe takes at most (so a task that writes without pause cannot
+#: hold its worker in the read): a pipe's worth.
+READ_BYTES: Final = PIPE_BYTES
 
 log = logs.get_logger("minion_daemon.output")
 
@@ -80,6 +84,15 @@ class LineLog(io.RawIOBase):
             self._logging = False
 
 
+def pipe() -> tuple[int, int]:
+    """A pipe for a job's output: its read end and write end, holding what it can."""
+    read, write = os.pipe()
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):  # a lower system limit: the default size, then
+            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return read, write
+
+
 class JobOutput:
     """The worker's end of a job process's stdout and stderr."""
 
@@ -88,6 +101,11 @@ class JobOutput:
         self.fd = fd
         #: Whether every writer closed the pipe (it stays readable then, with nothing in it).
         self.ended = False
+        #: Whether the last read found the pipe full: its writer may be waiting for the next.
+        self.was_full = False
+        self._capacity = (
+            fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) if hasattr(fcntl, "F_GETPIPE_SZ") else 65_536
+        )
         self._lines = LineLog()
 
     def read(self) -> bool:
@@ -95,12 +113,13 @@ class JobOutput:
         taken = 0
         while taken < READ_BYTES and not self.ended:
             try:
-                chunk = os.read(self.fd, 65536)
+                chunk = os.read(self.fd, READ_BYTES - taken)
             except BlockingIOError:
                 break
             self.ended = not chunk
             taken += len(chunk)
             self._lines.write(chunk)
+        self.was_full = taken >= self._capacity
         return taken > 0
 
     def wait(self, seconds: float) -> None:

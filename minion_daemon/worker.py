@@ -504,10 +504,13 @@ class Worker(EventEmitter):
         return [self._wakeup, *(out.fd for out in outputs if out is not None and not out.ended)]
 
     def _read_output(self) -> None:
-        """Log what the running jobs wrote to stdout and stderr."""
+        """Log what the running jobs wrote to stdout and stderr. The next read waits for
+        :data:`OUTPUT_PACE`, unless a pipe was found full: its job waits for the read."""
         outputs = [job.output for job in self.running.values() if job.output is not None]
-        if [out for out in outputs if out.read()]:
-            self._output_read_at = time.monotonic()
+        read = [out for out in outputs if out.read()]
+        if read:
+            full = any(out.was_full for out in read)
+            self._output_read_at = -OUTPUT_PACE if full else time.monotonic()
 
     def _sleep(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a signal (a job ending, a stop) ends it early."""

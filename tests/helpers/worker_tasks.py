@@ -129,3 +129,14 @@ TASKS.update(
     chatter_inline=chatter,
     crash=crash,
 )
+
+
+def flood(job: Any, megabytes: int) -> int:
+    """Writes ``megabytes`` of output lines to descriptor 1, far more than a pipe holds."""
+    line = b"x" * 1023 + b"\n"
+    for _ in range(megabytes * 1024):
+        os.write(1, line)
+    return megabytes
+
+
+TASKS["flood"] = flood

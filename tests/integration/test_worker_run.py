@@ -765,3 +765,12 @@ def test_a_worker_whose_terminal_is_gone_runs_printing_tasks_to_their_end(
     assert wait_for_state(minion, forked, "finished")["result"] == "m4"
     assert wait_for_state(minion, inline, "finished")["result"] == "m5"
     assert worker.process.poll() is None
+
+
+def test_a_task_that_writes_megabytes_is_not_held_up_by_its_output(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    job_id = minion.enqueue("flood", [2])
+    worker = start_worker(log_format="json", dequeue_timeout=1)
+    assert wait_for_state(minion, job_id, "finished", timeout=60)["result"] == 2
+    assert len(job_output(worker, job_id)) == 2 * 1024

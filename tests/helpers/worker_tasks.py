@@ -140,3 +140,11 @@ def flood(job: Any, megabytes: int) -> int:
 
 
 TASKS["flood"] = flood
+
+
+def unstorable_error(job: Any) -> None:
+    """Fails with a message PostgreSQL cannot store as it is."""
+    raise ValueError("a NUL \x00 and a lone \udc80 surrogate")
+
+
+TASKS.update(unstorable_error=unstorable_error, unstorable_error_inline=unstorable_error)

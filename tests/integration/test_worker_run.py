@@ -681,6 +681,17 @@ def test_each_unstorable_result_fails_its_job_with_a_reason_that_names_it(
     assert worker.process.poll() is None, worker.stderr()
 
 
+@pytest.mark.parametrize("task", ["unstorable_error", "unstorable_error_inline"])
+def test_an_error_text_postgresql_cannot_store_is_kept_escaped(
+    minion: Minion, start_worker: Callable[..., WorkerProcess], task: str
+) -> None:
+    job_id = minion.enqueue(task, attempts=1)
+    worker = start_worker(inline=["unstorable_error_inline"], dequeue_timeout=1)
+    result = wait_for_state(minion, job_id, "failed")["result"]
+    assert result.startswith("ValueError: a NUL \\x00 and a lone \\udc80 surrogate\n"), result
+    assert worker.process.poll() is None, worker.stderr()
+
+
 def test_an_unstorable_result_is_retried_while_attempts_remain(
     minion: Minion, start_worker: Callable[..., WorkerProcess]
 ) -> None:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 RECORD_PATIENCE: Final = 120.0
 #: Longest failure summary a job process sends its worker (the job's result holds it all).
 SUMMARY_BYTES: Final = 1000
-#: How often :meth:`Job.perform` looks whether its job process ended, between its output.
+#: How often :meth:`Job.perform` looks whether its job process ended, while it writes.
 PERFORM_POLL: Final = 0.1
 #: The largest message a job process hands its worker: within the 64 KiB a Linux pipe holds,
 #: so the one write into the fresh pipe never blocks, whenever the worker gets to read it.
@@ -325,9 +325,12 @@ class Job(EventEmitter):
         self.start()
         assert self.pid is not None
         assert self.output is not None
-        while (reason := proc.reap(self.pid)) is None:
-            self.output.wait(PERFORM_POLL)  # a job that fills its output pipe waits for this
-        self._reaped(reason)
+        reason = proc.reap(self.pid)
+        # Reading its output while it runs: a job that fills the pipe waits for this.
+        while reason is None and not self.output.ended:
+            self.output.wait(PERFORM_POLL)
+            reason = proc.reap(self.pid)
+        self._reaped(reason if reason is not None else proc.reap(self.pid, block=True))
         self.record_exit()
 
     def is_finished(self) -> bool:

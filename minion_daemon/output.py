@@ -19,7 +19,6 @@ import io
 import os
 import select
 import sys
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -123,11 +122,8 @@ class JobOutput:
         return taken > 0
 
     def wait(self, seconds: float) -> None:
-        """Log what is written within ``seconds``, returning at the first of it."""
-        if self.ended:
-            time.sleep(seconds)
-        else:
-            select.select([self.fd], [], [], seconds)
+        """Log what is written within ``seconds``, returning at the first of it (or the end)."""
+        select.select([self.fd], [], [], seconds)
         self.read()
 
     def close(self) -> None:

@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any, Final
 from minion_daemon import proc
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
-from minion_daemon.options import check_json
+from minion_daemon.options import check_json, json_problem, storable_text
+from minion_daemon.output import JobOutput, captured, pipe, send_to
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
@@ -56,15 +57,18 @@ if TYPE_CHECKING:
 RECORD_PATIENCE: Final = 120.0
 #: Longest failure summary a job process sends its worker (the job's result holds it all).
 SUMMARY_BYTES: Final = 1000
+#: How often :meth:`Job.perform` looks whether its job process ended, while it writes.
+PERFORM_POLL: Final = 0.1
 #: The largest message a job process hands its worker: within the 64 KiB a Linux pipe holds,
 #: so the one write into the fresh pipe never blocks, whenever the worker gets to read it.
 HANDOVER_BYTES: Final = 60_000
 
 
 def describe_error(error: BaseException) -> str:
-    """A failed job's result: the exception's own line first, then the whole traceback."""
+    """A failed job's result: the exception's own line first, then the whole traceback, with
+    what PostgreSQL cannot store (NUL, lone surrogates) escaped."""
     summary = "".join(traceback.format_exception_only(error)).strip()
-    return f"{summary}\n\n{''.join(traceback.format_exception(error))}"
+    return storable_text(f"{summary}\n\n{''.join(traceback.format_exception(error))}")
 
 
 class Job(EventEmitter):
@@ -107,6 +111,8 @@ class Job(EventEmitter):
         #: The first line of the recorded failure, for logs.
         self.failure: str | None = None
         self._outcome_pipe: int | None = None
+        #: What the job process writes to stdout and stderr, while it runs (fork mode).
+        self.output: JobOutput | None = None
         #: What the job process handed over for the worker to record: ("result" | "error", value).
         self._handed: tuple[str, Any] | None = None
 
@@ -171,18 +177,30 @@ class Job(EventEmitter):
     def execute(self) -> str | None:
         """Run the task in this process; returns the error text, or ``None`` on success."""
         try:
-            self.emit("start")
-            spec = self.minion.tasks.get(self.task)
-            if spec is None:
-                raise LookupError(f'Task "{self.task}" is not registered')
-            if isinstance(spec.target, type):
-                self.result = self.run(*self.args)
-            else:
-                self.result = spec.target(self, *self.args)
-            self.emit("finish")
+            with captured():
+                self.emit("start")
+                spec = self.minion.tasks.get(self.task)
+                if spec is None:
+                    raise LookupError(f'Task "{self.task}" is not registered')
+                if isinstance(spec.target, type):
+                    self.result = self.run(*self.args)
+                else:
+                    self.result = spec.target(self, *self.args)
+                self.emit("finish")
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
             return describe_error(error)
-        return None
+        return self._unstorable_result()
+
+    def _unstorable_result(self) -> str | None:
+        """The failure of a task whose result cannot be stored, caught here so that the job
+        fails alone, like a task that raised (and retries the same way), whatever the mode."""
+        if self.outcome is not None:
+            return None  # the task recorded its job; what it returned is not stored
+        problem = json_problem("result", self.result)
+        if problem is None:
+            return None
+        self.result = None
+        return storable_text(f"Result cannot be stored as JSON: {problem}")
 
     def record(self, error: str | None, *, finish_null: bool = True) -> None:
         """Store what :meth:`execute` produced, unless the task already recorded its job.
@@ -212,18 +230,22 @@ class Job(EventEmitter):
     def start(self) -> Job:
         """Fork the job process; the parent writes the ``minion_pid`` note (Minion 12)."""
         read, write = os.pipe()
+        output, written = pipe()
         try:
-            self.pid = proc.fork(lambda: self._in_child(read, write), job=True)
+            self.pid = proc.fork(lambda: self._in_child(read, write, written), job=True)
         finally:
             os.close(write)
+            os.close(written)
         os.set_blocking(read, False)
         self._outcome_pipe = read
+        self.output = JobOutput(output)
         self.started_at = time.monotonic()
         self.minion.backend.note_pid(self.id, self.pid)
         self.emit("spawn", self.pid)
         return self
 
-    def _in_child(self, read: int, write: int) -> int:
+    def _in_child(self, read: int, write: int, output: int) -> int:
+        send_to(output)
         proc.set_title(f"job {self.id} {self.task}", "minion-job")
         os.close(read)
         self.minion.backend.forget_inherited()
@@ -303,7 +325,13 @@ class Job(EventEmitter):
         """Run the job in a forked process, wait for it, and record the outcome."""
         self.start()
         assert self.pid is not None
-        self._reaped(proc.reap(self.pid, block=True))
+        assert self.output is not None
+        reason = proc.reap(self.pid)
+        # Reading its output while it runs: a job that fills the pipe waits for this.
+        while reason is None and not self.output.ended:
+            self.output.wait(PERFORM_POLL)
+            reason = proc.reap(self.pid)
+        self._reaped(reason if reason is not None else proc.reap(self.pid, block=True))
         self.record_exit()
 
     def is_finished(self) -> bool:
@@ -323,6 +351,9 @@ class Job(EventEmitter):
             return False
         self.exit_reason = reason
         self._read_outcome()
+        if self.output is not None:
+            self.output.close()
+            self.output = None
         self.emit("reap", self.pid)
         return True
 

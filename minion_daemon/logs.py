@@ -23,14 +23,27 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, Final, TextIO
 
 import structlog
-from structlog.contextvars import bind_contextvars, bound_contextvars, merge_contextvars
+from structlog.contextvars import (
+    bind_contextvars,
+    bound_contextvars,
+    get_contextvars,
+    merge_contextvars,
+)
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from minion_daemon.config import redact_dsn
 
 FORMATS: Final = ("auto", "json", "console")
 
-__all__ = ["FORMATS", "bind", "bound", "configure", "get_logger"]
+__all__ = [
+    "FORMATS",
+    "bind",
+    "bound",
+    "configure",
+    "current_fields",
+    "get_logger",
+    "keep_streams",
+]
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
@@ -60,6 +73,11 @@ def bound(**fields: Any) -> Iterator[None]:
         yield
 
 
+def current_fields() -> dict[str, Any]:
+    """The fields bound now, to log lines on behalf of this context later."""
+    return get_contextvars()
+
+
 def configure(format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Send every log line of this process to ``stream`` (stderr) in ``format`` at ``level``."""
     if format not in FORMATS:
@@ -71,7 +89,7 @@ def configure(format: str = "auto", level: str = "info", stream: TextIO | None =
         if as_json
         else structlog.dev.ConsoleRenderer(colors=_is_terminal(stream))
     )
-    handler = logging.StreamHandler(stream)
+    handler = _LineHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
@@ -96,6 +114,30 @@ def configure(format: str = "auto", level: str = "info", stream: TextIO | None =
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+class _LineHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that drops a line it cannot write: a daemon whose terminal closed
+    (EIO, EPIPE) runs on, and the standard report of the failure would go to that terminal."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not isinstance(sys.exc_info()[1], OSError | ValueError):
+            super().handleError(record)
+
+
+def keep_streams() -> None:
+    """Have the log handlers that write to descriptor 1 or 2 write to a copy of it instead,
+    so this process can point those descriptors elsewhere (a job process, at its pipe)."""
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler, logging.StreamHandler):
+            continue
+        try:
+            fd = handler.stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            continue  # not a descriptor (a StringIO in tests), or closed
+        if fd in (1, 2):
+            copy = os.fdopen(os.dup(fd), "w", encoding="utf-8", errors="backslashreplace")
+            handler.setStream(copy)
 
 
 def _is_terminal(stream: TextIO) -> bool:

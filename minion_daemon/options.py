@@ -103,18 +103,56 @@ def check_json(where: str, value: object) -> None:
 
     That rules out non-string keys (JSON would turn them into strings), NaN and infinities,
     integers too long to write in decimal, text PostgreSQL refuses (NUL, lone surrogates),
-    nesting deeper than the encoder can walk, and any type JSON has no form for. The walk is
-    iterative: a hostile document cannot blow Python's stack here.
+    nesting deeper than the encoder can walk (a value that contains itself is named as such),
+    and any type JSON has no form for. The walk is iterative: a hostile document cannot blow
+    Python's stack here.
     """
-    pending: list[tuple[str, object, int]] = [(where, value, 0)]
+    pending: list[tuple[str, object, int, _Ancestors]] = [(where, value, 0, None)]
     while pending:
-        path, item, depth = pending.pop()
+        path, item, depth, ancestors = pending.pop()
         if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
-        pending.extend(_json_children(path, item, depth + 1))
+            raise ValueError(_too_deep(where, (path, id(item), ancestors)))
+        members = _json_children(path, item)
+        if members:
+            parent = (path, id(item), ancestors)
+            pending.extend((place, member, depth + 1, parent) for place, member in members)
 
 
-def _json_children(path: str, item: object, depth: int) -> list[tuple[str, object, int]]:
+#: The containers above a value, innermost first: (path, id, the ones above it).
+_Ancestors = tuple[str, int, "_Ancestors"] | None
+
+
+def json_problem(where: str, value: object) -> str | None:
+    """Why ``value`` cannot be stored as JSONB (:func:`check_json`'s reason), or ``None``."""
+    try:
+        check_json(where, value)
+    except (TypeError, ValueError) as error:
+        return str(error)
+    return None
+
+
+def storable_text(text: str) -> str:
+    r"""``text`` with what PostgreSQL cannot store written as escapes (``\x00`` for NUL,
+    ``\udc80`` for a lone surrogate), so that an error message is kept, not refused."""
+    escaped = text.replace("\x00", "\\x00")
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _too_deep(where: str, chain: _Ancestors) -> str:
+    """Name the first container on the path that contains itself, else the depth."""
+    path: list[tuple[str, int]] = []
+    while chain is not None:
+        place, identity, chain = chain
+        path.append((place, identity))
+    seen: dict[int, str] = {}
+    for place, identity in reversed(path):
+        if identity in seen:
+            return f"{place} refers back to {seen[identity]}, which JSON cannot represent"
+        seen[identity] = place
+    return f"{where} is nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _json_children(path: str, item: object) -> list[tuple[str, object]]:
     """Check one JSON value; return its members to check next."""
     if item is None or isinstance(item, bool):
         return []
@@ -129,13 +167,13 @@ def _json_children(path: str, item: object, depth: int) -> list[tuple[str, objec
         check_text(path, item, empty=True)
         return []
     if isinstance(item, list | tuple):
-        return [(f"{path}[{index}]", member, depth) for index, member in enumerate(item)]
+        return [(f"{path}[{index}]", member) for index, member in enumerate(item)]
     if isinstance(item, Mapping):
         for key in item:
             if not isinstance(key, str):
                 raise _fail_type(f"{path} key {key!r}", "a string", key)
             check_text(f"{path} key {key!r}", key, empty=True)
-        return [(f"{path}[{key!r}]", member, depth) for key, member in item.items()]
+        return [(f"{path}[{key!r}]", member) for key, member in item.items()]
     raise _fail_type(path, "JSON-serialisable", item)
 
 

@@ -52,6 +52,9 @@ TIMEOUT_GRACE: Final = 5.0
 BUSY_PAUSE: Final = 1.0
 #: Shortest pause, so a deadline that just passed cannot make the loop spin.
 MIN_PAUSE: Final = 0.01
+#: A job's output wakes the loop (and so costs a claim) at most this often; meanwhile its
+#: pipe holds it, and a task that fills the pipe waits.
+OUTPUT_PACE: Final = 0.2
 #: Longest pause between attempts while the database is unreachable.
 MAX_OUTAGE_BACKOFF: Final = 30.0
 #: The pause before the first retry: a failure after good passes is most often a session the
@@ -117,6 +120,7 @@ class Worker(EventEmitter):
         self._last: dict[str, float] = {}
         self._outage = 0.0
         self._outage_began: float | None = None
+        self._output_read_at = -OUTPUT_PACE
         #: Seconds between TERM and KILL for the running jobs on QUIT; 0 (Perl): KILL at once.
         self.quit_grace = 0.0
         #: Seconds between pulses; also how late an inline job's timeout may strike.
@@ -214,7 +218,7 @@ class Worker(EventEmitter):
             return None
         if "tasks" not in options:
             options["tasks"] = list(self.minion.tasks.ordered_names())
-        claimed = self.minion.backend.dequeue(self.id, wait, options, wakeup=self._wakeup)
+        claimed = self.minion.backend.dequeue(self.id, wait, options, wakeup=self._wakeups())
         return None if claimed is None else self._job_for(claimed)
 
     def dequeue_many(self, wait: float, limit: int, **options: Any) -> list[Job]:
@@ -224,7 +228,7 @@ class Worker(EventEmitter):
         if "tasks" not in options:
             options["tasks"] = list(self.minion.tasks.ordered_names())
         backend = self.minion.backend
-        claimed = backend.dequeue_many(self.id, wait, limit, options, wakeup=self._wakeup)
+        claimed = backend.dequeue_many(self.id, wait, limit, options, wakeup=self._wakeups())
         return [self._job_for(job) for job in claimed]
 
     def _job_for(self, claimed: DequeuedJob) -> Job:
@@ -297,6 +301,7 @@ class Worker(EventEmitter):
         status = self.status
         self.emit("turn")
         self._drain_wakeups()
+        self._read_output()
         if self._quit:
             self._quit = False
             for job in self.running.values():
@@ -459,8 +464,10 @@ class Worker(EventEmitter):
         return min(BUSY_PAUSE, self._next_timeout())
 
     def _next_timeout(self) -> float:
-        """Seconds until the next job timeout or KILL is due."""
-        now, due = time.monotonic(), float("inf")
+        """Seconds until the next job timeout or KILL is due, or the jobs' output is read."""
+        now = time.monotonic()
+        paced = self._output_read_at + OUTPUT_PACE - now
+        due = paced if paced > 0 else float("inf")
         for job in self.running.values():
             if job.kill_at is not None:
                 # Past its KILL, a job only awaits reaping, which SIGCHLD announces.
@@ -557,12 +564,31 @@ class Worker(EventEmitter):
         if self._wakeup is not None:
             proc.drain(self._wakeup)
 
+    def _wakeups(self) -> list[int]:
+        """What ends a wait: the signal pipe, and the running jobs' output pipes unless their
+        output was read within :data:`OUTPUT_PACE` (a chatty job would wake every pass)."""
+        if self._wakeup is None:
+            return []
+        if time.monotonic() < self._output_read_at + OUTPUT_PACE:
+            return [self._wakeup]
+        outputs = [job.output for job in self.running.values()]
+        return [self._wakeup, *(out.fd for out in outputs if out is not None and not out.ended)]
+
+    def _read_output(self) -> None:
+        """Log what the running jobs wrote to stdout and stderr. The next read waits for
+        :data:`OUTPUT_PACE`, unless a pipe was found full: its job waits for the read."""
+        outputs = [job.output for job in self.running.values() if job.output is not None]
+        read = [out for out in outputs if out.read()]
+        if read:
+            full = any(out.was_full for out in read)
+            self._output_read_at = -OUTPUT_PACE if full else time.monotonic()
+
     def _sleep(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a signal (a job ending, a stop) ends it early."""
         if self._wakeup is None:
             time.sleep(seconds)
         else:
-            select.select([self._wakeup], [], [], seconds)
+            select.select(self._wakeups(), [], [], seconds)
 
     def _leave(self) -> None:
         try:

@@ -13,7 +13,7 @@ import math
 import os
 import select
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, Literal, cast
 
 import psycopg
@@ -157,14 +157,20 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
     # Jobs
 
     def dequeue(
-        self, worker_id: int, wait: float, options: Options = None, *, wakeup: int | None = None
+        self,
+        worker_id: int,
+        wait: float,
+        options: Options = None,
+        *,
+        wakeup: Collection[int] = (),
     ) -> DequeuedJob | None:
         """Claim the best runnable job for this worker, waiting up to ``wait`` seconds for one.
 
         Options: ``id``, ``min_priority``, ``queues`` (default ``["default"]``) and ``tasks``
         (default: any task; the Minion facade passes the tasks it has registered). Beyond Perl,
-        the wait also ends, without a second claim, as soon as the file descriptor ``wakeup``
-        is readable (a worker's signal pipe: a stop, or a job process that ended).
+        the wait also ends, without a second claim, as soon as a file descriptor of ``wakeup``
+        is readable (a worker's signal pipe: a stop, or a job process that ended; a job's
+        output).
         """
         jobs = self._dequeue("dequeue", worker_id, wait, options, limit=1, wakeup=wakeup)
         return jobs[0] if jobs else None
@@ -176,7 +182,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         limit: int,
         options: Options = None,
         *,
-        wakeup: int | None = None,
+        wakeup: Collection[int] = (),
     ) -> list[DequeuedJob]:
         """:meth:`dequeue` for batched mode: claim up to ``limit`` jobs in one statement, best
         first; an empty list when none came within ``wait``."""
@@ -191,7 +197,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         options: Options,
         *,
         limit: int,
-        wakeup: int | None,
+        wakeup: Collection[int],
     ) -> list[DequeuedJob]:
         worker = check_id(f"{op}: worker_id", worker_id)
         seconds, opts = parse_dequeue(op, wait, options)
@@ -246,17 +252,19 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
             return False
         return True
 
-    def _wait_for_notification(self, seconds: float, listening: bool, wakeup: int | None) -> bool:
-        """Wait for a notification, the wakeup descriptor or the timeout; true when woken.
+    def _wait_for_notification(
+        self, seconds: float, listening: bool, wakeup: Collection[int]
+    ) -> bool:
+        """Wait for a notification, a wakeup descriptor or the timeout; true when woken.
 
         Without a LISTEN connection the wait is a plain timed one, so jobs are still picked up
         within ``seconds`` while the next dequeue tries to listen again.
         """
-        watched = [] if wakeup is None else [wakeup]
+        watched = list(wakeup)
         if listening and self._listener is not None:
             watched.append(self._listener.fileno())
         readable, _, _ = select.select(watched, [], [], seconds)
-        if wakeup is not None and wakeup in readable:
+        if set(wakeup).intersection(readable):
             return True
         if self._listener is not None and readable:
             try:

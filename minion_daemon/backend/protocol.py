@@ -7,7 +7,7 @@ psycopg, and lets a type checker hold any future backend to the same contract.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from minion_daemon.model import (
@@ -48,7 +48,12 @@ class Backend(Protocol):
     def receive(self, worker_id: int) -> list[list[Any]]: ...
 
     def dequeue(
-        self, worker_id: int, wait: float, options: Options = None, *, wakeup: int | None = None
+        self,
+        worker_id: int,
+        wait: float,
+        options: Options = None,
+        *,
+        wakeup: Collection[int] = (),
     ) -> DequeuedJob | None: ...
 
     def dequeue_many(
@@ -58,7 +63,7 @@ class Backend(Protocol):
         limit: int,
         options: Options = None,
         *,
-        wakeup: int | None = None,
+        wakeup: Collection[int] = (),
     ) -> list[DequeuedJob]: ...
 
     def finish_jobs(self, results: Sequence[tuple[int, int, Any]]) -> set[int]: ...

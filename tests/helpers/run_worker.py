@@ -10,7 +10,7 @@ import json
 import sys
 
 from helpers import worker_tasks
-from minion_daemon import Minion
+from minion_daemon import Minion, logs
 from minion_daemon.backend import PgBackend
 
 
@@ -18,6 +18,8 @@ def main() -> None:
     dsn, status = sys.argv[1], json.loads(sys.argv[2])
     timeouts = status.pop("timeouts", {})
     inline = status.pop("inline", [])
+    if "log_format" in status:
+        logs.configure(status.pop("log_format"), "debug")
     minion = Minion(PgBackend(dsn, min_size=0, max_size=2))
     for name, task in worker_tasks.TASKS.items():
         mode = "inline" if name in inline else "fork"

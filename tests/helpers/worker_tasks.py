@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -76,3 +79,81 @@ def with_child(job: Any, seconds: float) -> float:
     job.note(child=child.pid)
     time.sleep(seconds)
     return seconds
+
+
+def _deep(levels: int) -> list[Any]:
+    nested: list[Any] = []
+    for _ in range(levels):
+        nested = [nested]
+    return nested
+
+
+def _self_referring() -> dict[str, Any]:
+    value: dict[str, Any] = {"name": "loop"}
+    value["self"] = value
+    return value
+
+
+#: Results a job cannot store, by name: how to build one, and what its failure must name.
+UNSTORABLE: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
+    "set": (lambda: {"x": {1, 2}}, ("result['x']", "set")),
+    "bytes": (lambda: {"x": b"raw"}, ("result['x']", "bytes")),
+    "datetime": (lambda: [datetime.datetime.now(datetime.UTC)], ("result[0]", "datetime")),
+    "nan": (lambda: {"x": float("nan")}, ("result['x']", "nan")),
+    "inf": (lambda: [1, float("inf")], ("result[1]", "inf")),
+    "huge int": (lambda: {"x": 10**5000}, ("result['x']", "digits")),
+    "nul": (lambda: {"x": "a\x00b"}, ("result['x']", "NUL")),
+    "lone surrogate": (lambda: ["\udc80"], ("result[0]", "surrogate")),
+    "deep nesting": (lambda: _deep(1000), ("result", "nested deeper")),
+    "self-reference": (_self_referring, ("result['self']", "refers back to result")),
+    "object": (lambda: {"x": object()}, ("result['x']", "object")),
+}
+
+
+def unstorable(job: Any, kind: str) -> Any:
+    """Returns a result of the kind named, which cannot be stored as JSON."""
+    return UNSTORABLE[kind][0]()
+
+
+def chatter(job: Any, marker: str, descriptors: bool = True) -> str:
+    """Writes ``marker`` through Python's streams and, with ``descriptors``, through file
+    descriptor 1 and a subprocess (inline, the descriptors are the worker's own)."""
+    print(f"print {marker}")
+    sys.stderr.write(f"stderr {marker}\n")
+    if descriptors:
+        os.write(1, f"fd {marker}\n".encode())
+        subprocess.run(["echo", f"echo {marker}"], check=True)
+    return marker
+
+
+def crash(job: Any) -> None:
+    """Ends its job process with a raw traceback: KeyboardInterrupt is no task failure."""
+    raise KeyboardInterrupt("crashing the job process")
+
+
+TASKS.update(
+    unstorable=unstorable,
+    unstorable_inline=unstorable,
+    chatter=chatter,
+    chatter_inline=chatter,
+    crash=crash,
+)
+
+
+def flood(job: Any, megabytes: int) -> int:
+    """Writes ``megabytes`` of output lines to descriptor 1, far more than a pipe holds."""
+    line = b"x" * 1023 + b"\n"
+    for _ in range(megabytes * 1024):
+        os.write(1, line)
+    return megabytes
+
+
+TASKS["flood"] = flood
+
+
+def unstorable_error(job: Any) -> None:
+    """Fails with a message PostgreSQL cannot store as it is."""
+    raise ValueError("a NUL \x00 and a lone \udc80 surrogate")
+
+
+TASKS.update(unstorable_error=unstorable_error, unstorable_error_inline=unstorable_error)

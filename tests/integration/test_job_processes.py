@@ -506,11 +506,11 @@ def test_an_error_is_recorded_whatever_its_size(minion: Minion, task: Any, start
     assert (state, result.startswith(start), job.outcome) == ("failed", True, "failed")
 
 
-def test_a_result_that_cannot_be_stored_fails_the_job_as_before(minion: Minion) -> None:
+def test_a_result_that_cannot_be_stored_fails_the_job_with_the_reason(minion: Minion) -> None:
     minion.add_task("nan", lambda job: float("nan"))
     job_id = minion.enqueue("nan")
     _dequeue_one(minion).perform()
     assert _state(minion, job_id) == (
         "failed",
-        "Job terminated unexpectedly (exit code: 1, signal: 0)",
+        "Result cannot be stored as JSON: result holds nan, which JSON cannot represent",
     )

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from helpers.sql import execute
 from helpers.waiting import wait_until
-from helpers.worker_tasks import TASKS
+from helpers.worker_tasks import TASKS, UNSTORABLE
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
@@ -87,15 +87,22 @@ class WorkerProcess:
             filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])
         )
         self.stderr_path = stderr
+        # A worker whose terminal is gone: stdout and stderr pipes nobody reads any more.
+        terminal_gone = status.pop("terminal_gone", False)
         with stderr.open("wb") as errors:
             self.process = subprocess.Popen(
                 [sys.executable, str(RUN_WORKER), dsn, json.dumps(status)],
                 stdout=subprocess.PIPE,
-                stderr=errors,
+                stderr=subprocess.PIPE if terminal_gone else errors,
                 env=env,
             )
         self.pid = self.process.pid
         self.id = self._ready()
+        if terminal_gone:
+            for pipe in (self.process.stdout, self.process.stderr):
+                assert pipe is not None
+                pipe.close()
+            self.process.stdout = self.process.stderr = None
 
     def _ready(self) -> int:
         assert self.process.stdout is not None
@@ -131,6 +138,8 @@ class WorkerProcess:
                 self.process.wait(10)
         if self.process.stdout is not None:
             self.process.stdout.close()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
 
 @pytest.fixture
@@ -631,3 +640,148 @@ def test_dequeue_many_claims_the_best_jobs_first_and_finish_jobs_fences_stale_ho
     assert backend.finish_jobs(results) == set(), "finished jobs are not active any more"
     with pytest.raises(ValueError, match="dequeue_many: limit"):
         backend.dequeue_many(worker, 0, 0)
+
+
+# One job's fault stays its own: results that cannot be stored, and what tasks write
+
+
+def logged_lines(worker: WorkerProcess) -> list[dict[str, Any]]:
+    """The worker's log so far (JSON mode), each line checked to be one JSON object."""
+    lines = []
+    for line in worker.stderr().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"not a JSON log line: {line!r}") from None
+    return lines
+
+
+def job_output(worker: WorkerProcess, job_id: int) -> list[str]:
+    return [
+        line["line"]
+        for line in logged_lines(worker)
+        if line["event"] == "job.output" and line.get("job_id") == job_id
+    ]
+
+
+@pytest.mark.parametrize("mode", ["fork", "inline"])
+def test_each_unstorable_result_fails_its_job_with_a_reason_that_names_it(
+    minion: Minion, start_worker: Callable[..., WorkerProcess], mode: str
+) -> None:
+    task = "unstorable" if mode == "fork" else "unstorable_inline"
+    ids = {kind: minion.enqueue(task, [kind], attempts=1) for kind in UNSTORABLE}
+    fine = minion.enqueue("add", [1, 2])
+    worker = start_worker(inline=["unstorable_inline"], dequeue_timeout=1)
+    for kind, job_id in ids.items():
+        result = wait_for_state(minion, job_id, "failed")["result"]
+        assert result.startswith("Result cannot be stored as JSON: "), (kind, result)
+        for named in UNSTORABLE[kind][1]:
+            assert named in result, (kind, result)
+    assert wait_for_state(minion, fine, "finished")["result"] == {"added": 3}
+    assert worker.process.poll() is None, worker.stderr()
+
+
+@pytest.mark.parametrize("task", ["unstorable_error", "unstorable_error_inline"])
+def test_an_error_text_postgresql_cannot_store_is_kept_escaped(
+    minion: Minion, start_worker: Callable[..., WorkerProcess], task: str
+) -> None:
+    job_id = minion.enqueue(task, attempts=1)
+    worker = start_worker(inline=["unstorable_error_inline"], dequeue_timeout=1)
+    result = wait_for_state(minion, job_id, "failed")["result"]
+    assert result.startswith("ValueError: a NUL \\x00 and a lone \\udc80 surrogate\n"), result
+    assert worker.process.poll() is None, worker.stderr()
+
+
+def test_an_unstorable_result_is_retried_while_attempts_remain(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    job_id = minion.enqueue("unstorable_inline", ["set"], attempts=2)
+    start_worker(inline=["unstorable_inline"], dequeue_timeout=1)
+    wait_until(lambda: job_info(minion, job_id)["retries"] == 1, 15, "the retry")
+    assert "set" in wait_for_state(minion, job_id, "failed", timeout=30)["result"]
+
+
+def test_a_batch_with_an_unstorable_result_records_every_other_job_as_it_ran(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = [minion.enqueue("add", [n, 1]) for n in range(5)]
+    bad = minion.enqueue("unstorable_inline", ["set"], attempts=1)
+    running = minion.enqueue("sleep", [3])
+    worker = start_worker(
+        inline=["add", "unstorable_inline"], batch=10, dequeue_timeout=1, heartbeat_interval=1
+    )
+    assert "set" in wait_for_state(minion, bad, "failed")["result"]
+    for n, job_id in enumerate(ids):
+        info = wait_for_state(minion, job_id, "finished")
+        assert (info["result"], info["retries"]) == ({"added": n + 1}, 0)
+    assert wait_for_state(minion, running, "finished")["result"] == 3
+    assert worker.process.poll() is None, worker.stderr()
+
+
+def test_what_a_forked_task_writes_becomes_json_log_lines_of_its_job(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    job_id = minion.enqueue("chatter", ["m1"])
+    worker = start_worker(log_format="json", dequeue_timeout=1)
+    assert wait_for_state(minion, job_id, "finished")["result"] == "m1"
+    expected = ["print m1", "stderr m1", "fd m1", "echo m1"]
+
+    def written() -> list[str] | None:
+        lines = job_output(worker, job_id)
+        return lines if len(lines) >= len(expected) else None
+
+    assert sorted(wait_until(written, 10, "the job's output in the log")) == sorted(expected)
+    line = next(line for line in logged_lines(worker) if line["event"] == "job.output")
+    assert (line["task"], line["worker_id"]) == ("chatter", worker.id)
+
+
+def test_what_an_inline_task_prints_becomes_json_log_lines_of_its_job(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    job_id = minion.enqueue("chatter_inline", ["m2", False])
+    batched = minion.enqueue("chatter_inline", ["m3", False])
+    worker = start_worker(inline=["chatter_inline"], log_format="json", dequeue_timeout=1)
+    assert wait_for_state(minion, job_id, "finished")["result"] == "m2"
+    assert wait_for_state(minion, batched, "finished")["result"] == "m3"
+    assert sorted(job_output(worker, job_id)) == ["print m2", "stderr m2"]
+    assert sorted(job_output(worker, batched)) == ["print m3", "stderr m3"]
+
+
+def test_a_crashing_job_process_leaves_its_traceback_in_json_log_lines(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    job_id = minion.enqueue("crash", attempts=1)
+    worker = start_worker(log_format="json", dequeue_timeout=1)
+    assert "exit code: 1" in wait_for_state(minion, job_id, "failed")["result"]
+    wait_until(
+        lambda: any("KeyboardInterrupt" in line for line in job_output(worker, job_id)),
+        10,
+        "the traceback in the log",
+    )
+
+
+@pytest.mark.parametrize("batch", [1, 10])
+def test_a_worker_whose_terminal_is_gone_runs_printing_tasks_to_their_end(
+    minion: Minion, start_worker: Callable[..., WorkerProcess], batch: int
+) -> None:
+    worker = start_worker(
+        inline=["chatter_inline"],
+        log_format="json",
+        terminal_gone=True,
+        dequeue_timeout=1,
+        batch=batch,
+    )
+    forked = minion.enqueue("chatter", ["m4"])
+    inline = minion.enqueue("chatter_inline", ["m5", False])
+    assert wait_for_state(minion, forked, "finished")["result"] == "m4"
+    assert wait_for_state(minion, inline, "finished")["result"] == "m5"
+    assert worker.process.poll() is None
+
+
+def test_a_task_that_writes_megabytes_is_not_held_up_by_its_output(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    job_id = minion.enqueue("flood", [2])
+    worker = start_worker(log_format="json", dequeue_timeout=1)
+    assert wait_for_state(minion, job_id, "finished", timeout=60)["result"] == 2
+    assert len(job_output(worker, job_id)) == 2 * 1024

@@ -235,6 +235,7 @@ def test_113_116_worker_performs_a_job_shows_the_default_status_and_stops_on_int
     status = row["status"]
     assert 10800 <= status.pop("repair_interval") <= 21600
     assert status.pop("performed") in (0, 1)
+    assert status.pop("tasks") == sorted(TASKS)
     assert status == {
         "batch": 1,
         "command_interval": 10,

@@ -34,7 +34,7 @@ def test_password_hashes_are_phc_scrypt_strings_that_verify() -> None:
     assert verify_password("s3cret", encoded)
     assert not verify_password("s3cret!", encoded)
     assert hash_password("s3cret") != encoded  # a fresh salt each time
-    with pytest.raises(ConfigError, match="admin.password_hash: not a"):
+    with pytest.raises(ConfigError, match=r"admin\.password_hash: not a"):
         check_hash("plaintext")
 
 
@@ -52,7 +52,7 @@ def test_sessions_expire_and_a_forged_one_is_refused() -> None:
 def test_with_a_password_every_page_needs_a_login(guarded: Client) -> None:
     for path in ("/", "/jobs", "/stats", "/workers"):
         answer = guarded.get(path)
-        assert answer.status_code == 303 and answer.location == "/login", path
+        assert (answer.status_code, answer.location) == (303, "/login"), path
     assert guarded.post("/login", data={"password": "wrong"}).status_code == 403
 
 
@@ -60,7 +60,9 @@ def test_a_login_sets_an_http_only_same_site_strict_cookie(guarded: Client) -> N
     answer = guarded.post("/login", data={"password": PASSWORD})
     assert answer.status_code == 303
     cookie = answer.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/" in cookie
     assert guarded.get("/").status_code == 200
 
 
@@ -98,7 +100,8 @@ def test_retry_and_remove_selected_jobs(signed_in: Client, admin_backend: PgBack
     token = csrf_of(signed_in)
     form = {"id": [str(i) for i in ids[:2]], "do": "retry", "csrf": token}
     answer = signed_in.post("/jobs/manage", data=form)
-    assert answer.status_code == 303 and "notice=retried" in (answer.location or "")
+    assert answer.status_code == 303
+    assert "notice=retried" in (answer.location or "")
     assert [_info(admin_backend, i)["state"] for i in ids] == ["inactive", "inactive", "failed"]
     page = signed_in.get(answer.location or "")
     assert "All selected jobs retried." in text(page)

@@ -12,7 +12,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Request, Response
 
 from minion_daemon.admin import params, present
-from minion_daemon.backend.admin import queue_activity
+from minion_daemon.backend.admin import hourly_history, queue_activity
 
 if TYPE_CHECKING:
     from minion_daemon.admin.app import AdminApp
@@ -22,7 +22,7 @@ _JOB_FILTERS = (("state", "states"), ("queue", "queues"), ("task", "tasks"), ("n
 
 def dashboard(app: AdminApp, request: Request) -> Response:
     observation = app.backend.observe(app.query_timeout)
-    history = app.backend.history()
+    history = hourly_history(app.backend, app.query_timeout)
     return app.render(
         request,
         "dashboard.html",
@@ -31,6 +31,7 @@ def dashboard(app: AdminApp, request: Request) -> Response:
         recent=observation["recent"],
         oldest_active_age=observation["oldest_active_age"],
         bars=present.chart(history["daily"]),
+        history_estimated=history["estimated"],
         schema_version=app.backend.schema_version,
     )
 

@@ -52,7 +52,7 @@ _PAGES: Final[dict[str, Handler]] = {
     "/": pages.dashboard,
     "/stats": pages.stats_json,
     "/jobs": pages.jobs,
-    "/jobs/<int:job_id>": pages.job,
+    "/jobs/<int(max=9223372036854775807):job_id>": pages.job,
     "/workers": pages.workers,
     "/locks": pages.locks,
     "/schedules": pages.schedules,
@@ -64,6 +64,12 @@ _ACTIONS: Final[dict[str, Handler]] = {
     "/locks/unlock": actions.unlock,
     "/schedules/manage": actions.manage_schedules,
 }
+
+
+class _Request(Request):
+    #: A form of this UI is a few hundred bytes per selected job; nothing needs a megabyte.
+    max_content_length = 1 << 20
+    max_form_parts = 10_000
 
 
 class AdminApp:
@@ -97,7 +103,7 @@ class AdminApp:
         self.url_map = Map(rules, strict_slashes=False)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
+        request = _Request(environ)
         response = self._respond(request)
         response.headers.update(_HEADERS)
         answer: Iterable[bytes] = response(environ, start_response)
@@ -130,6 +136,8 @@ class AdminApp:
             return self._error(request, 503, f"The database is unreachable: {error}")
         except BackendError as error:
             return self._error(request, 503, f"The database did not answer: {error}")
+        except ValueError as error:  # the backend's own check of a value from the request
+            return self._error(request, 400, str(error))
 
     def _dispatch(self, request: Request, endpoint: str, values: Mapping[str, Any]) -> Response:
         if endpoint == "/static":

@@ -218,6 +218,11 @@ def test_bad_action_forms_are_a_400(signed_in: Client) -> None:
         assert "Traceback" not in text(answer)
 
 
+def test_a_body_of_a_megabyte_is_refused(signed_in: Client) -> None:
+    form = {"id": "1", "do": "retry", "csrf": csrf_of(signed_in), "queue": "q" * (1 << 20)}
+    assert signed_in.post("/jobs/manage", data=form).status_code == 413
+
+
 def test_logout_ends_the_session(signed_in: Client) -> None:
     token = csrf_of(signed_in)
     assert signed_in.post("/logout", data={"csrf": token}).status_code == 303

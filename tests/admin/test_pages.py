@@ -186,6 +186,7 @@ def test_bad_parameters_answer_a_400_page_never_a_traceback(read_only: Client, p
 def test_an_unknown_job_or_path_is_a_404_page(read_only: Client) -> None:
     assert read_only.get("/jobs/424242").status_code == 404
     assert read_only.get("/jobs/abc").status_code == 404
+    assert read_only.get("/jobs/99999999999999999999999").status_code == 404
     assert read_only.get("/static/../app.py").status_code == 404
 
 

@@ -63,8 +63,8 @@ def launch(tmp_path: Path, fault_task_path: Path) -> Iterator[Launch]:
     """Start ``minion-daemon run`` on ``dsn`` with fault-test settings updated by ``sections``.
 
     Only ``record_run`` and ``sleep`` are loaded; metrics and the admin UI are off (nothing
-    here uses them, and the supervisor's children are then exactly its workers); logs are JSON lines in
-    ``Daemon.log``. Request it after the fixture of the database: fixtures end in reverse
+    here uses them, and the supervisor's children are then exactly its workers); logs are JSON
+    lines in ``Daemon.log``. Request it after the fixture of the database: fixtures end in reverse
     order, so the daemon then stops before its database is emptied or dropped.
     """
 

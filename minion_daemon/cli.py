@@ -16,6 +16,7 @@ from typing import Any, Final
 import yaml
 
 from minion_daemon import __version__, logs
+from minion_daemon.admin import command as admin_command
 from minion_daemon.backend import PgBackend
 from minion_daemon.cli_jobs import add_commands as add_job_commands
 from minion_daemon.config import (
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check_config)
     add_job_commands(commands, _add_connection_options, _config, resolve_dsn)
+    admin_command.add_parser(commands, _add_connection_options, _config, resolve_dsn)
     return parser
 
 

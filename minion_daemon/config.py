@@ -269,6 +269,21 @@ class MetricsConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class AdminConfig:
+    enabled: bool = _setting(True, "serve the web admin UI", boolean)
+    listen: str = _setting("127.0.0.1:9465", "address of the admin UI", listen_address)
+    password_hash: str | None = _setting(
+        None,
+        "scrypt hash (minion-daemon admin --hash-password) that turns on login and actions;"
+        " none: read-only, loopback only",
+        optional_text,
+    )
+    query_timeout: float = _setting(
+        2, "statement timeout of a page's database queries", seconds(0.1, 60)
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class LoggingConfig:
     format: str = _setting(
         "auto", "json, console, or auto (console on a TTY)", text("auto", "json", "console")
@@ -294,6 +309,7 @@ class Config:
     schedules: SchedulesConfig = dataclasses.field(default_factory=SchedulesConfig)
     tasks: TasksConfig = dataclasses.field(default_factory=TasksConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    admin: AdminConfig = dataclasses.field(default_factory=AdminConfig)
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     shutdown: ShutdownConfig = dataclasses.field(default_factory=ShutdownConfig)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from minion_daemon import logs, proc, systemd
+from minion_daemon.admin.service import AdminService
 from minion_daemon.backend import PgBackend
 from minion_daemon.capacity import FIX, connection_budget
 from minion_daemon.config import Config, ConfigError, load_config
@@ -132,6 +133,7 @@ class Supervisor:
         #: Rows of workers that died, whose jobs are still to be failed; and when to try.
         self._dead: deque[int] = deque()
         self._bury_at = 0.0
+        self._admin: AdminService | None = None
 
     # Start
 
@@ -142,8 +144,12 @@ class Supervisor:
         if self.config.metrics.enabled:
             self._service = _prepare_metrics(self.config.metrics.listen)
         try:
+            if self.config.admin.enabled:
+                self._admin = AdminService.prepare(self.config)
             return self._supervise()
         finally:
+            if self._admin is not None:
+                self._admin.close()
             if self._service is not None:
                 self._close_metrics(self._service)
 
@@ -210,6 +216,7 @@ class Supervisor:
             self._murder_workers()
             self._run_duties()
             self._manage_metrics()
+            self._manage_admin()
         self._wait()
 
     def _wait(self) -> None:
@@ -365,6 +372,8 @@ class Supervisor:
             self._minion.backend.forget_inherited()
         if self._service is not None:
             self._service.listener.close()
+        if self._admin is not None:
+            self._admin.listener.close()
 
     def _reap_workers(self) -> None:
         while True:
@@ -376,6 +385,10 @@ class Supervisor:
                 return
             if self._service is not None and pid == self._service.pid:
                 self._metrics_exited(self._service, proc.decode(status))
+                continue
+            if self._admin is not None and self._admin.exited(
+                pid, status, self._stopping is not None
+            ):
                 continue
             worker = self.workers.pop(pid, None)
             if worker is None:
@@ -481,6 +494,19 @@ class Supervisor:
             proc.reap(service.pid, block=True)
         service.listener.close()
         shutil.rmtree(service.directory, ignore_errors=True)
+
+    def _manage_admin(self) -> None:
+        admin = self._admin
+        if admin is not None:
+            admin.manage(
+                lambda: proc.fork(lambda: self._admin_main(admin), job=False),
+                self.config.admin.listen,
+            )
+
+    def _admin_main(self, admin: AdminService) -> int:
+        listener = admin.listener.dup()
+        self._leave_supervisor()
+        return admin.run(self.config, self.dsn, listener)
 
     def _count_restart(self, reason: str) -> None:
         if self._service is not None and self._service.metrics is not None:

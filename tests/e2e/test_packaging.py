@@ -36,6 +36,8 @@ def test_installed_wheel_migrates_without_the_source_tree(
         assert any(name.endswith("/migrations/pg.sql") for name in archive.getnames())
     with zipfile.ZipFile(wheel) as archive:
         assert "minion_daemon/migrations/pg.sql" in archive.namelist()
+        assert "minion_daemon/admin/templates/jobs.html" in archive.namelist()
+        assert "minion_daemon/admin/static/admin.js" in archive.namelist()
 
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", venv)

@@ -62,9 +62,9 @@ Launch = Callable[..., Daemon]
 def launch(tmp_path: Path, fault_task_path: Path) -> Iterator[Launch]:
     """Start ``minion-daemon run`` on ``dsn`` with fault-test settings updated by ``sections``.
 
-    Only ``record_run`` and ``sleep`` are loaded; metrics are off (nothing here scrapes them,
-    and the supervisor's children are then exactly its workers); logs are JSON lines in
-    ``Daemon.log``. Request it after the fixture of the database: fixtures end in reverse
+    Only ``record_run`` and ``sleep`` are loaded; metrics and the admin UI are off (nothing
+    here uses them, and the supervisor's children are then exactly its workers); logs are JSON
+    lines in ``Daemon.log``. Request it after the fixture of the database: fixtures end in reverse
     order, so the daemon then stops before its database is emptied or dropped.
     """
 
@@ -72,6 +72,7 @@ def launch(tmp_path: Path, fault_task_path: Path) -> Iterator[Launch]:
         settings = quick_settings() | {
             "tasks": {"entry_points": [*ENTRY_POINTS, "sleep"]},
             "metrics": {"enabled": False},
+            "admin": {"enabled": False},
             "logging": {"format": "json"},
         }
         settings["workers"]["jobs"] = 4

@@ -131,6 +131,9 @@ class Daemons:
         """Start a daemon with the defaults updated by each of ``updates`` in turn, section
         by section, and ``environ`` added to its environment."""
         settings = self.defaults()
+        # The admin UI's default port is one for the whole machine: tests that run at once
+        # get a free port each unless they say otherwise.
+        settings.setdefault("admin", {}).setdefault("listen", f"127.0.0.1:{free_port()}")
         for sections in updates:
             for name, values in sections.items():
                 settings.setdefault(name, {}).update(values)

@@ -98,6 +98,8 @@ def test_the_daemon_serves_metrics_on_loopback_by_default(start_daemon: Any, dsn
             "postgres": {"dsn": dsn},
             "workers": {"processes": 1, "dequeue_timeout": 1},
             "shutdown": {"graceful_timeout": 5},
+            # Its own socket would be one more here; tests/admin checks where it listens.
+            "admin": {"enabled": False},
         }
     )
     wait_until(lambda: _served(DEFAULT) or daemon.process.poll() is not None, 30, "metrics")

@@ -55,3 +55,13 @@ def test_no_sql_outside_the_backend() -> None:
             continue
         text = path.read_text(encoding="utf-8")
         assert not any(keyword in text for keyword in keywords), path.name
+
+
+def test_only_the_cli_and_the_supervisor_import_the_admin_ui() -> None:
+    importers = {
+        str(path.relative_to(PACKAGE))
+        for path in _modules()
+        if "admin" not in path.relative_to(PACKAGE).parts[:1]
+        and any(name.startswith("minion_daemon.admin") for name in _imports(path))
+    }
+    assert importers == {"cli.py", "supervisor.py"}

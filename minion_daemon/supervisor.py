@@ -504,6 +504,7 @@ class Supervisor:
             )
 
     def _admin_main(self, admin: AdminService) -> int:
+        proc.set_title("admin", "minion-admin")
         listener = admin.listener.dup()
         self._leave_supervisor()
         return admin.run(self.config, self.dsn, listener)

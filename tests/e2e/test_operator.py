@@ -62,6 +62,7 @@ def _private_daemon(
         "workers": {"processes": 1, "dequeue_timeout": 1, "heartbeat_interval": 1},
         "shutdown": {"graceful_timeout": 5},
         "metrics": {"listen": metrics},
+        "admin": {"enabled": False},
     }
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     command = ["minion-daemon", "run", "-c", str(config), "--state-dir", str(state)]
@@ -109,6 +110,7 @@ def test_after_a_kill_9_the_next_daemon_stops_the_orphaned_cluster_and_old_metri
             {
                 "postgres": {"dsn": dsn},
                 "metrics": {"listen": f"127.0.0.1:{free_port()}"},
+                "admin": {"enabled": False},
                 "workers": {"processes": 0},
             }
         ),
@@ -162,7 +164,11 @@ def test_a_crash_loop_exits_3(tmp_path: Path, dsn: str) -> None:
     task_path = add_distribution(tmp_path / "broken", "broken-test-tasks", points)
     config = tmp_path / "config.yaml"
     metrics = f"127.0.0.1:{free_port()}"
-    settings = {"postgres": {"dsn": dsn}, "metrics": {"listen": metrics}}
+    settings = {
+        "postgres": {"dsn": dsn},
+        "metrics": {"listen": metrics},
+        "admin": {"enabled": False},
+    }
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     code, errors = Daemon(config, task_path, metrics).finish()
     assert code == 3, errors

@@ -28,7 +28,7 @@ def _title(pid: int) -> str | None:
     return None
 
 
-def test_supervisor_workers_metrics_and_job_processes_have_titles(
+def test_supervisor_workers_metrics_admin_and_job_processes_have_titles(
     start: Any, minion: Minion
 ) -> None:
     daemon, _ = start()
@@ -44,11 +44,19 @@ def test_supervisor_workers_metrics_and_job_processes_have_titles(
     def titled_as_expected() -> bool:
         titles = titled_children()
         workers = {f"minion-daemon: worker {pid}" for pid in titles}
-        return len(titles) == 3 and set(titles.values()) - workers == {"minion-daemon: metrics"}
+        return len(titles) == 4 and set(titles.values()) - workers == {
+            "minion-daemon: metrics",
+            "minion-daemon: admin",
+        }
 
-    wait_until(titled_as_expected, 30, "titled workers and metrics process")
+    wait_until(titled_as_expected, 30, "titled workers, metrics and admin processes")
     names = {_title(pid): _comm(pid) for pid in children(daemon.pid)}
-    assert sorted(names.values()) == ["minion-metrics", "minion-worker", "minion-worker"]
+    assert sorted(names.values()) == [
+        "minion-admin",
+        "minion-metrics",
+        "minion-worker",
+        "minion-worker",
+    ]
     assert _comm(daemon.pid) == "minion-daemon"
 
     job_id = minion.enqueue("sleep", [30])

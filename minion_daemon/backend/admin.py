@@ -38,7 +38,8 @@ WITH running AS (
     COUNT(*) FILTER (WHERE state = 'finished')::bigint AS finished_1h,
     COUNT(*) FILTER (WHERE state = 'failed')::bigint AS failed_1h
   FROM (
-    SELECT queue, state FROM minion_jobs WHERE finished > NOW() - INTERVAL '1 hour'
+    SELECT queue, state FROM minion_jobs
+    WHERE finished > NOW() - INTERVAL '1 hour' AND state IN ('finished', 'failed')
     ORDER BY finished DESC LIMIT %(limit)s::bigint
   ) AS hour
   GROUP BY queue
@@ -50,7 +51,8 @@ ORDER BY queue
 """
 
 
-# Each clock hour of the last 24 (the current one up to now): its first %(limit)s ended jobs,
+# Each clock hour of the last 24 (the current one up to now): its first %(limit)s ended jobs
+# (a retried job keeps the end of its last attempt but is inactive again: not one of them),
 # how many of them failed, and how many seconds into the hour the last of them ended.
 HOURS_ENDED: Final = """
 SELECT EXTRACT(EPOCH FROM h.start)::float8 AS epoch, h.start,
@@ -65,6 +67,7 @@ CROSS JOIN LATERAL (
   FROM (
     SELECT finished, state FROM minion_jobs
     WHERE finished >= h.start AND finished < h.start + INTERVAL '1 hour'
+      AND state IN ('finished', 'failed')
     ORDER BY finished LIMIT %(limit)s::bigint
   ) AS first
 ) AS sample

@@ -210,3 +210,24 @@ def _logged(log: Path, event: str) -> dict[str, Any] | None:
             found: dict[str, Any] = json.loads(line)
             return found
     return None
+
+
+def test_a_stopped_daemon_worker_finishes_and_the_supervisor_starts_another(
+    daemons: Daemons, dsn: str
+) -> None:
+    """The workers page's Stop (``shutdown``) on a supervised worker: a graceful restart."""
+    daemon = daemons.start({"admin": {"enabled": False}, "logging": {"format": "json"}})
+    backend = PgBackend(dsn, min_size=0, max_size=2)
+    try:
+
+        def workers() -> list[int]:
+            return [w["id"] for w in backend.list_workers(0, 10)["workers"]]
+
+        first = wait_until(lambda: workers() or None, 30, "a worker")[0]
+        assert backend.broadcast("shutdown", [], [first])
+        wait_until(lambda: workers() and first not in workers(), 30, "a new worker in its place")
+        assert daemon.process.poll() is None
+        assert daemon.log is not None
+        assert '"worker.shutdown_requested"' in daemon.log.read_text(encoding="utf-8")
+    finally:
+        backend.close()

@@ -21,7 +21,7 @@ from minion_daemon.backend import estimates, sql
 from minion_daemon.backend.connections import Connection
 from minion_daemon.backend.pg import PgBackend
 from minion_daemon.errors import BackendError
-from minion_daemon.model import HistoryPoint
+from minion_daemon.model import Backlog, HistoryPoint
 from minion_daemon.options import INT_MAX
 
 #: An hour's ended jobs are read up to this many (along the (finished, state) index); a busier
@@ -138,12 +138,16 @@ class QueueActivity(TypedDict):
 
 class Activity(TypedDict):
     queues: list[QueueActivity]
+    #: Runnable jobs per (queue, task), as ``observe`` reads them (the rest of its round is
+    #: not needed here).
+    backlog: list[Backlog]
     #: Whether the hour had more ended jobs than were read: its counts are then a lower bound.
     complete: bool
 
 
 def queue_activity(backend: PgBackend, timeout: float) -> Activity:
-    """Per queue: running jobs now, finished and failed jobs in the last hour.
+    """Per queue: running jobs now, finished and failed jobs in the last hour; and the
+    backlog per (queue, task).
 
     A statement still running after ``timeout`` seconds is cancelled and raises
     :class:`BackendError`.
@@ -151,6 +155,7 @@ def queue_activity(backend: PgBackend, timeout: float) -> Activity:
     limit = estimates.count_limit()
     with _bounded(backend, "queue_activity", timeout) as conn:
         rows = conn.execute(QUEUE_ACTIVITY, {"limit": limit}, prepare=False).fetchall()
+        groups = conn.execute(sql.OBSERVE_INACTIVE, prepare=False).fetchall()
     queues: list[QueueActivity] = [
         {
             "queue": row["queue"],
@@ -161,7 +166,12 @@ def queue_activity(backend: PgBackend, timeout: float) -> Activity:
         for row in rows
     ]
     ended = sum(q["finished_1h"] + q["failed_1h"] for q in queues)
-    return {"queues": queues, "complete": ended < limit}
+    backlog: list[Backlog] = [
+        {"queue": g["queue"], "task": g["task"], "jobs": g["jobs"], "oldest_age": g["oldest_age"]}
+        for g in groups
+        if g["jobs"] > 0
+    ]
+    return {"queues": queues, "backlog": backlog, "complete": ended < limit}
 
 
 @contextmanager

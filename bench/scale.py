@@ -22,7 +22,7 @@ from bench.report import Row, at_least, at_most
 WARMUP = 20
 
 
-def _fill_ended(ctx: Context, first: int, last: int) -> None:
+def fill_ended(ctx: Context, first: int, last: int) -> None:
     total, chunk = ctx.sizes.scale_rows, ctx.sizes.scale_chunk
     started = time.monotonic()
     for start in range(first + 1, last + 1, chunk):
@@ -109,18 +109,18 @@ def _queries(ctx: Context, rows: str) -> list[Row]:
 
 def run(ctx: Context) -> list[Row]:
     sizes = ctx.sizes
-    mid, total = f"{sizes.scale_mid_rows // 1000}k", _rows_label(sizes.scale_rows)
+    mid, total = f"{sizes.scale_mid_rows // 1000}k", rows_label(sizes.scale_rows)
     ctx.main.reset()
     ctx.progress.say("scale: dequeue+finish rate on an empty table")
     empty = _dequeue_rate(ctx, "empty table")
     rows = [Row("scale", "dequeue+finish, 1 client, empty table", empty, "jobs/s")]
     ctx.progress.say(f"scale: {mid} ended jobs")
-    _fill_ended(ctx, 0, sizes.scale_mid_rows)
+    fill_ended(ctx, 0, sizes.scale_mid_rows)
     rate = _dequeue_rate(ctx, f"{mid} ended jobs")
     rows.append(Row("scale", f"dequeue+finish with {mid} ended jobs", rate, "jobs/s", empty,
                     "empty table"))
     ctx.progress.say(f"scale: {total} ended jobs")
-    _fill_ended(ctx, sizes.scale_mid_rows, sizes.scale_rows)
+    fill_ended(ctx, sizes.scale_mid_rows, sizes.scale_rows)
     rate = _dequeue_rate(ctx, f"{total} ended jobs")
     rows.append(Row("scale", f"dequeue+finish with {total} ended jobs", rate, "jobs/s", empty,
                     "empty table", at_least(0.8)))
@@ -141,5 +141,5 @@ def run(ctx: Context) -> list[Row]:
     return rows
 
 
-def _rows_label(count: int) -> str:
+def rows_label(count: int) -> str:
     return f"{count // 1_000_000}M" if count % 1_000_000 == 0 else f"{count // 1000}k"

@@ -3,6 +3,7 @@
 The shapes are Perl Minion's, because its admin UI and CLI broadcast to every worker, Python
 ones included: ``["jobs", N]``, ``["spare", N]``, ``["kill", SIGNAL, job_id]``,
 ``["stop", job_id]``. Anything malformed parses to ``None`` and is ignored, as in Perl.
+Beyond Perl, ``["shutdown"]`` stops a Python worker as TERM does (Perl's ignores it).
 """
 
 from __future__ import annotations

@@ -337,11 +337,18 @@ def redact_dsn(text: str) -> str:
     return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)
 
 
+#: What ``check-config`` prints for a secret.
+REDACTED: Final = "***"
+
+
 def describe(config: Config) -> dict[str, Any]:
-    """The effective configuration as plain data, passwords redacted (``check-config``)."""
+    """The effective configuration as plain data, passwords and the admin UI's password hash
+    (which allows guessing offline) redacted (``check-config``)."""
     data: dict[str, Any] = _plain(dataclasses.asdict(config))
     if data["postgres"]["dsn"]:
         data["postgres"]["dsn"] = redact_dsn(data["postgres"]["dsn"])
+    if data["admin"]["password_hash"] is not None:
+        data["admin"]["password_hash"] = REDACTED
     return data
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from minion_daemon import logs, proc, systemd
-from minion_daemon.admin.service import AdminService
+from minion_daemon.admin.service import AdminService, keep_running_settings
 from minion_daemon.backend import PgBackend
 from minion_daemon.capacity import FIX, connection_budget
 from minion_daemon.config import Config, ConfigError, load_config
@@ -316,13 +316,15 @@ class Supervisor:
             log.info("config.reloaded", file=None, change="none: workers replaced")
         else:
             try:
-                self.config = load_config(self.config_path)
+                loaded = load_config(self.config_path)
             except ConfigError as error:
                 log.error("config.reload_failed", error=str(error), consequence="old config kept")
                 self._count_reload("invalid")
                 return
+            self.config, kept = keep_running_settings(self.config, loaded)
             self.desired = self.config.workers.processes
-            log.info("config.reloaded", file=str(self.config_path))
+            restart = {"needs_restart": kept, "until_then": "running values kept"} if kept else {}
+            log.info("config.reloaded", file=str(self.config_path), **restart)
             self._check_connections()
             self._count_reload("applied")
         self._generation += 1

@@ -111,6 +111,7 @@ class Worker(EventEmitter):
             "spare": self._command_spare,
             "kill": self._command_kill,
             "stop": self._command_stop,
+            "shutdown": self._command_shutdown,
         }
         self.running: dict[int, Job] = {}
         self._finished = False
@@ -205,6 +206,12 @@ class Worker(EventEmitter):
 
     def _command_stop(self, *args: Any) -> None:
         self._signal_job(parse_stop(list(args)))
+
+    def _command_shutdown(self, *_: Any) -> None:
+        """Beyond Perl: stop as on TERM (take no job, finish the running ones, leave). Not
+        Minion's ``stop``, which names a job and which Perl workers obey too."""
+        log.info("worker.shutdown_requested")
+        self._finished = True
 
     def _signal_job(self, order: Any) -> None:
         if order is not None and order.job_id in self.running:

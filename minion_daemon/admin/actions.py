@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 #: Minion::Admin's job actions, and the signal each ``sig_`` one sends.
 JOB_ACTIONS: Final = ("retry", "remove", "stop", "sig_int", "sig_term", "sig_usr1", "sig_usr2")
 WORKER_COMMANDS: Final = ("jobs", "spare")
+#: Stops a Python worker as TERM does (Minion's ``stop`` names a job); Perl's ignore it.
+WORKER_SHUTDOWN: Final = "shutdown"
 SCHEDULE_ACTIONS: Final = ("pause", "resume", "run")
 
 
@@ -83,14 +85,17 @@ def _retry(app: AdminApp, ids: list[int], options: dict[str, Any]) -> bool:
 
 
 def broadcast(app: AdminApp, request: Request) -> Response:
-    """``jobs N`` or ``spare N`` to one worker (``worker``) or all."""
+    """``jobs N``, ``spare N`` or ``shutdown`` to one worker (``worker``) or all."""
     form = request.form
-    command = _choice(form, "command", WORKER_COMMANDS)
-    count = params.integer(form, "count", 0, 10_000)
-    if count is None:
-        raise BadRequest("count: expected a whole number from 0 to 10000")
+    command = _choice(form, "command", (*WORKER_COMMANDS, WORKER_SHUTDOWN))
+    arguments: list[int] = []
+    if command != WORKER_SHUTDOWN:
+        count = params.integer(form, "count", 0, 10_000)
+        if count is None:
+            raise BadRequest("count: expected a whole number from 0 to 10000")
+        arguments.append(count)
     workers = params.ids(form, "worker")
-    sent = app.backend.broadcast(command, [count], workers or None)
+    sent = app.backend.broadcast(command, arguments, workers or None)
     return redirect(f"/workers?notice={'broadcast' if sent else 'broadcast-failed'}", code=303)
 
 

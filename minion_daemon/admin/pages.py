@@ -160,12 +160,11 @@ def schedules(app: AdminApp, request: Request) -> Response:
 
 
 def queues(app: AdminApp, request: Request) -> Response:
-    observation = app.backend.observe(app.query_timeout)
     activity = queue_activity(app.backend, app.query_timeout)
     rows: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"backlog": 0, "oldest_age": 0.0, "running": 0, "finished_1h": 0, "failed_1h": 0}
     )
-    for group in observation["backlog"]:
+    for group in activity["backlog"]:
         row = rows[group["queue"]]
         row["backlog"] += group["jobs"]
         row["oldest_age"] = max(row["oldest_age"], group["oldest_age"])

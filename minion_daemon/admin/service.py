@@ -3,6 +3,7 @@ bound and its credentials checked before any fork, started again a second after 
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import time
@@ -13,12 +14,23 @@ from typing import Final
 from minion_daemon import logs, proc
 from minion_daemon.admin import server
 from minion_daemon.admin.auth import Credentials
-from minion_daemon.config import Config
+from minion_daemon.config import AdminConfig, Config
 
 log = logs.get_logger("minion_daemon.admin")
 
 #: Seconds before an admin process that died is started again.
 RESPAWN_DELAY: Final = 1.0
+
+
+def keep_running_settings(running: Config, loaded: Config) -> tuple[Config, list[str]]:
+    """``loaded`` with the running admin settings, and the admin keys it changes: a reload
+    keeps them, because the socket, credentials and timeout are set up once, at start."""
+    changed = [
+        f"admin.{field.name}"
+        for field in dataclasses.fields(AdminConfig)
+        if getattr(running.admin, field.name) != getattr(loaded.admin, field.name)
+    ]
+    return dataclasses.replace(loaded, admin=running.admin), changed
 
 
 @dataclass

@@ -21,7 +21,7 @@ from minion_daemon.backend import estimates, sql
 from minion_daemon.backend.connections import Connection
 from minion_daemon.backend.pg import PgBackend
 from minion_daemon.errors import BackendError
-from minion_daemon.model import HistoryPoint
+from minion_daemon.model import Backlog, HistoryPoint
 from minion_daemon.options import INT_MAX
 
 #: An hour's ended jobs are read up to this many (along the (finished, state) index); a busier
@@ -38,7 +38,8 @@ WITH running AS (
     COUNT(*) FILTER (WHERE state = 'finished')::bigint AS finished_1h,
     COUNT(*) FILTER (WHERE state = 'failed')::bigint AS failed_1h
   FROM (
-    SELECT queue, state FROM minion_jobs WHERE finished > NOW() - INTERVAL '1 hour'
+    SELECT queue, state FROM minion_jobs
+    WHERE finished > NOW() - INTERVAL '1 hour' AND state IN ('finished', 'failed')
     ORDER BY finished DESC LIMIT %(limit)s::bigint
   ) AS hour
   GROUP BY queue
@@ -50,7 +51,8 @@ ORDER BY queue
 """
 
 
-# Each clock hour of the last 24 (the current one up to now): its first %(limit)s ended jobs,
+# Each clock hour of the last 24 (the current one up to now): its first %(limit)s ended jobs
+# (a retried job keeps the end of its last attempt but is inactive again: not one of them),
 # how many of them failed, and how many seconds into the hour the last of them ended.
 HOURS_ENDED: Final = """
 SELECT EXTRACT(EPOCH FROM h.start)::float8 AS epoch, h.start,
@@ -65,6 +67,7 @@ CROSS JOIN LATERAL (
   FROM (
     SELECT finished, state FROM minion_jobs
     WHERE finished >= h.start AND finished < h.start + INTERVAL '1 hour'
+      AND state IN ('finished', 'failed')
     ORDER BY finished LIMIT %(limit)s::bigint
   ) AS first
 ) AS sample
@@ -135,12 +138,16 @@ class QueueActivity(TypedDict):
 
 class Activity(TypedDict):
     queues: list[QueueActivity]
+    #: Runnable jobs per (queue, task), as ``observe`` reads them (the rest of its round is
+    #: not needed here).
+    backlog: list[Backlog]
     #: Whether the hour had more ended jobs than were read: its counts are then a lower bound.
     complete: bool
 
 
 def queue_activity(backend: PgBackend, timeout: float) -> Activity:
-    """Per queue: running jobs now, finished and failed jobs in the last hour.
+    """Per queue: running jobs now, finished and failed jobs in the last hour; and the
+    backlog per (queue, task).
 
     A statement still running after ``timeout`` seconds is cancelled and raises
     :class:`BackendError`.
@@ -148,6 +155,7 @@ def queue_activity(backend: PgBackend, timeout: float) -> Activity:
     limit = estimates.count_limit()
     with _bounded(backend, "queue_activity", timeout) as conn:
         rows = conn.execute(QUEUE_ACTIVITY, {"limit": limit}, prepare=False).fetchall()
+        groups = conn.execute(sql.OBSERVE_INACTIVE, prepare=False).fetchall()
     queues: list[QueueActivity] = [
         {
             "queue": row["queue"],
@@ -158,7 +166,12 @@ def queue_activity(backend: PgBackend, timeout: float) -> Activity:
         for row in rows
     ]
     ended = sum(q["finished_1h"] + q["failed_1h"] for q in queues)
-    return {"queues": queues, "complete": ended < limit}
+    backlog: list[Backlog] = [
+        {"queue": g["queue"], "task": g["task"], "jobs": g["jobs"], "oldest_age": g["oldest_age"]}
+        for g in groups
+        if g["jobs"] > 0
+    ]
+    return {"queues": queues, "backlog": backlog, "complete": ended < limit}
 
 
 @contextmanager

@@ -177,6 +177,22 @@ def test_jobs_and_spare_broadcasts_to_one_worker_or_all(
     assert signed_in.post("/workers/broadcast", data=bad).status_code == 400
 
 
+def test_stop_is_offered_for_python_workers_only_and_sends_shutdown(
+    signed_in: Client, admin_backend: PgBackend
+) -> None:
+    """Minion's ``stop`` names a job: stopping a worker is our own ``shutdown``, which only a
+    Python worker obeys (a Perl one has no ``type`` in its status)."""
+    ours = admin_backend.register_worker(None, {"status": {"type": "Python"}})
+    perl = admin_backend.register_worker(None, {"status": {"jobs": 4}})
+    page = text(signed_in.get("/workers"))
+    assert f'id="shutdown-{ours}"' in page
+    assert f'id="shutdown-{perl}"' not in page
+    form = {"command": "shutdown", "worker": str(ours), "csrf": csrf_of(signed_in, "/workers")}
+    assert "notice=broadcast" in (signed_in.post("/workers/broadcast", data=form).location or "")
+    assert admin_backend.receive(ours) == [["shutdown"]]
+    assert admin_backend.receive(perl) == []
+
+
 def test_unlock_selected_locks(signed_in: Client, admin_backend: PgBackend) -> None:
     admin_backend.lock("a", 3600)
     admin_backend.lock("b", 3600)

@@ -76,3 +76,14 @@ def test_queue_activity_stops_reading_a_busy_hour(backend: PgBackend, dsn: str) 
     activity = queue_activity(backend, 2)
     assert not activity["complete"]
     assert sum(q["finished_1h"] + q["failed_1h"] for q in activity["queues"]) == 10_001
+
+
+def test_a_retried_job_is_no_ended_job_of_its_hour(backend: PgBackend) -> None:
+    """A retried job keeps the end time of its failed attempt (Minion's retry leaves
+    ``finished`` as it was): it is inactive again, neither finished nor failed in any hour."""
+    _end(backend, failed=1, finished=0)
+    job_id = backend.list_jobs(0, 1)["jobs"][0]["id"]
+    assert backend.retry_job(job_id, 0, {})
+    hours = hourly_history(backend, 2)
+    assert all(p["finished_jobs"] == p["failed_jobs"] == 0 for p in hours["daily"])
+    assert queue_activity(backend, 2)["queues"] == []

@@ -1,11 +1,13 @@
 """The admin UI in a real browser: Debian's chromium through chromium-driver, over real HTTP.
 
 One browser and one server for the module; the tests run in one xdist group, so one browser
-runs at a time. The screenshots go to docs/admin/ (docs/admin.md shows them).
+runs at a time. The screenshots go to a temporary directory, or where $MINION_DAEMON_SCREENSHOTS
+says (MINION_DAEMON_SCREENSHOTS=docs/admin refreshes the ones docs/admin.md shows).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +32,10 @@ pytestmark = pytest.mark.xdist_group("admin_browser")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "admin"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_SCREENSHOTS = ROOT / "docs" / "admin"
+#: Where the screenshots go when not in a temporary directory (docs/admin refreshes the docs').
+SCREENSHOTS_VARIABLE = "MINION_DAEMON_SCREENSHOTS"
 
 #: Values a hostile task, job or worker could put in the database: each would set
 #: window.__xss (or raise an alert) if the UI let it run.
@@ -41,6 +46,25 @@ HOSTILE = [
     "'><svg onload=alert(4)>",
     '</pre><script>alert("5")</script>',
 ]
+
+
+def _modified(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")}
+
+
+@pytest.fixture(scope="module")
+def docs_before() -> dict[str, int]:
+    return _modified(DOCS_SCREENSHOTS)
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory, docs_before: dict[str, int]) -> Path:
+    """$MINION_DAEMON_SCREENSHOTS (relative to the checkout) when set, else a temporary
+    directory: a test run leaves docs/admin as it was unless asked."""
+    asked = os.environ.get(SCREENSHOTS_VARIABLE)
+    folder = (ROOT / asked).resolve() if asked else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +111,8 @@ def _untouched(driver: WebDriver) -> None:
     assert not driver.find_elements(By.CSS_SELECTOR, "img, svg[onload], [onerror]")
 
 
-def _shoot(driver: WebDriver, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+def _shoot(driver: WebDriver, folder: Path, name: str) -> None:
+    assert driver.save_screenshot(str(folder / f"{name}.png")), name
 
 
 def test_hostile_values_are_shown_as_text_and_never_run(
@@ -123,7 +146,7 @@ def test_hostile_values_are_shown_as_text_and_never_run(
 
 
 def test_filters_retry_and_remove_through_the_forms(
-    browser: WebDriver, served: tuple[str, PgBackend]
+    browser: WebDriver, served: tuple[str, PgBackend], screenshots: Path
 ) -> None:
     url, backend = served
     worker = backend.register_worker(None, {"status": {"jobs": 4, "queues": ["default"]}})
@@ -145,7 +168,7 @@ def test_filters_retry_and_remove_through_the_forms(
     assert "state=failed" in browser.current_url
     rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
     assert len(rows) == 3
-    _shoot(browser, "jobs")
+    _shoot(browser, screenshots, "jobs")
 
     for box in browser.find_elements(By.CSS_SELECTOR, "#jobs input[name=id]")[:2]:
         box.click()
@@ -155,7 +178,7 @@ def test_filters_retry_and_remove_through_the_forms(
     assert sorted(states) == ["failed", "inactive", "inactive"]
 
     browser.get(f"{url}/jobs/{failed[0]}")
-    _shoot(browser, "job")
+    _shoot(browser, screenshots, "job")
     browser.find_element(By.CSS_SELECTOR, "button[value=remove]").click()
     assert "removed" in browser.find_element(By.CLASS_NAME, "notice").text
     assert backend.list_jobs(0, 1, {"ids": [failed[0]]})["total"] == 0
@@ -169,7 +192,12 @@ def test_filters_retry_and_remove_through_the_forms(
     ]:
         browser.get(f"{url}{path}")
         _untouched(browser)
-        _shoot(browser, name)
+        _shoot(browser, screenshots, name)
+    browser.get(f"{url}/")  # two retried, one removed: no job ended, and no bar drawn
+    heights = {
+        r.get_attribute("height") for r in browser.find_elements(By.CSS_SELECTOR, "#history rect")
+    }
+    assert heights == {"0.0"}, heights
 
 
 def test_select_all_and_the_live_dashboard_work_under_the_policy(
@@ -188,3 +216,13 @@ def test_select_all_and_the_live_dashboard_work_under_the_policy(
     assert figure.text == "3"
     backend.enqueue("tick")
     wait_until(lambda: figure.text == "4", 10, "the dashboard to refresh its figures")
+
+
+def test_screenshots_are_written_and_reach_docs_only_when_asked(
+    screenshots: Path, docs_before: dict[str, int]
+) -> None:
+    """Run after the tests that take them (one module, one xdist group, file order)."""
+    names = {"jobs", "job", "dashboard", "queues", "workers", "locks", "schedules"}
+    assert {p.stem for p in screenshots.glob("*.png") if p.stat().st_size} >= names
+    if screenshots != DOCS_SCREENSHOTS:
+        assert _modified(DOCS_SCREENSHOTS) == docs_before, "a test run rewrote docs/admin"

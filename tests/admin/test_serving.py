@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from helpers.daemon import Daemons, free_port, quick_settings, running_daemons
 from helpers.waiting import wait_until
 
@@ -174,3 +175,59 @@ def test_admin_enabled_false_serves_nothing(daemons: Daemons) -> None:
     daemon = daemons.start({"admin": {"enabled": False, "listen": address}})
     wait_until(lambda: daemon.log and "worker.spawned" in daemon.log.read_text(), 30, "a worker")
     assert not _answers(f"http://{address}/stats")
+
+
+def test_hup_keeps_the_admin_settings_and_its_log_line_names_them(
+    daemons: Daemons, password_hash: str
+) -> None:
+    """The admin process keeps its socket, credentials and timeout until a restart: HUP
+    says which admin keys changed and are not applied, and the UI stays as it was (a respawn
+    too)."""
+    address = f"127.0.0.1:{free_port()}"
+    daemon = daemons.start({"admin": {"listen": address}, "logging": {"format": "json"}})
+    url = f"http://{address}"
+    wait_until(lambda: _answers(f"{url}/stats"), 30, "the admin UI", (OSError,))
+    settings = yaml.safe_load(daemon.config.read_text(encoding="utf-8"))
+    settings["admin"] |= {"password_hash": password_hash, "query_timeout": 5}
+    settings["workers"]["processes"] = 2
+    daemon.config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    assert daemon.log is not None
+    log = daemon.log
+    line = wait_until(lambda: _logged(log, "config.reloaded"), 30, "the reload's log line")
+    assert line["needs_restart"] == ["admin.password_hash", "admin.query_timeout"]
+    assert password_hash not in log.read_text(encoding="utf-8")
+    first = wait_until(lambda: _admin_pid(log), 10, "admin.spawned")
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: _admin_pid(log) not in (None, first), 10, "a new admin process")
+    wait_until(lambda: _answers(f"{url}/stats"), 10, "the admin UI again", (OSError,))
+    assert _get(f"{url}/")[0] == 200  # still read-only: no login asked
+
+
+def _logged(log: Path, event: str) -> dict[str, Any] | None:
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if f'"{event}"' in line:
+            found: dict[str, Any] = json.loads(line)
+            return found
+    return None
+
+
+def test_a_stopped_daemon_worker_finishes_and_the_supervisor_starts_another(
+    daemons: Daemons, dsn: str
+) -> None:
+    """The workers page's Stop (``shutdown``) on a supervised worker: a graceful restart."""
+    daemon = daemons.start({"admin": {"enabled": False}, "logging": {"format": "json"}})
+    backend = PgBackend(dsn, min_size=0, max_size=2)
+    try:
+
+        def workers() -> list[int]:
+            return [w["id"] for w in backend.list_workers(0, 10)["workers"]]
+
+        first = wait_until(lambda: workers() or None, 30, "a worker")[0]
+        assert backend.broadcast("shutdown", [], [first])
+        wait_until(lambda: workers() and first not in workers(), 30, "a new worker in its place")
+        assert daemon.process.poll() is None
+        assert daemon.log is not None
+        assert '"worker.shutdown_requested"' in daemon.log.read_text(encoding="utf-8")
+    finally:
+        backend.close()

@@ -786,3 +786,21 @@ def test_a_task_that_writes_megabytes_is_not_held_up_by_its_output(
     worker = start_worker(log_format="json", dequeue_timeout=1)
     assert wait_for_state(minion, job_id, "finished", timeout=60)["result"] == 2
     assert len(job_output(worker, job_id)) == 2 * 1024
+
+
+def test_shutdown_command_stops_only_the_worker_it_names_after_its_running_job(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Beyond Perl (whose workers ignore it as unknown): ``["shutdown"]`` is TERM by the inbox."""
+    worker = start_worker(jobs=1, spare=0, command_interval=1, dequeue_timeout=1)
+    other = start_worker(queues=["none"], command_interval=1, dequeue_timeout=1)
+    job_id = minion.enqueue("sleep", [2])
+    job_pid(minion, job_id)
+    later = minion.enqueue("add", [1, 1], queue="elsewhere")
+    assert minion.broadcast("shutdown", [], [worker.id])
+    assert worker.wait(20) == 0
+    assert job_info(minion, job_id)["state"] == "finished"
+    assert job_info(minion, later)["state"] == "inactive"
+    assert worker_info(minion, worker.id) is None
+    assert other.process.poll() is None
+    assert worker_info(minion, other.id) is not None

@@ -25,6 +25,7 @@ from helpers.daemon import free_port
 from psycopg import conninfo
 
 from minion_daemon import Minion
+from minion_daemon.admin.auth import hash_password
 from minion_daemon.cli import main
 
 PASSWORD = "".join(secrets.choice(string.ascii_letters) for _ in range(20))
@@ -75,6 +76,19 @@ def test_check_config_prints_the_dsn_redacted(
     printed = capsys.readouterr()
     assert_no_secret(printed.out + printed.err)
     assert "***" in yaml.safe_load(printed.out)["postgres"]["dsn"]
+
+
+def test_check_config_prints_the_admin_password_hash_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hash is not the password, but it lets anyone who reads it guess offline."""
+    hashed = hash_password(PASSWORD)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"admin": {"password_hash": hashed}}), encoding="utf-8")
+    assert main(["check-config", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert_no_secret(printed.out + printed.err, hashed.rsplit("$", 1)[-1])
+    assert yaml.safe_load(printed.out)["admin"]["password_hash"] == "***"
 
 
 BROKEN_CONFIGS = {

@@ -58,11 +58,11 @@ def minion_dsn() -> Iterator[str]:
         return
     from minion_daemon.embedded_pg import EmbeddedPostgres
 
-    with (
-        tempfile.TemporaryDirectory(prefix="minion-test-") as state_dir,
-        EmbeddedPostgres(Path(state_dir), database=name) as cluster,
-    ):
-        yield cluster.dsn
+    with tempfile.TemporaryDirectory(prefix="minion-test-") as parent:
+        # Run as root, the cluster runs as the postgres account, which must reach its directory.
+        os.chmod(parent, 0o755)
+        with EmbeddedPostgres(Path(parent) / "cluster", database=name) as cluster:
+            yield cluster.dsn
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from helpers.daemon import add_distribution
 from helpers.postgres import Server
+from psycopg import conninfo as libpq
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
@@ -116,6 +117,7 @@ def test_server(pg_server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
 PLUGIN_TESTS = """
 import os
 import time
+from pathlib import Path
 
 from minion_daemon import Minion
 
@@ -128,7 +130,8 @@ def nap(job, seconds):
     time.sleep(seconds)
 
 
-def test_a_minion_with_the_installed_tasks(minion):
+def test_a_minion_with_the_installed_tasks(minion, minion_dsn):
+    Path("dsn.txt").write_text(minion_dsn)
     assert isinstance(minion, Minion)
     assert {"noop", "sleep", "echo", "fail"} <= set(minion.tasks)
     job_id = minion.enqueue("echo", [1, "two"])
@@ -169,11 +172,11 @@ def test_the_plugin_gives_a_minion_on_a_database_of_its_own(
     pytester.makepyfile(test_plugin=PLUGIN_TESTS)
     result = pytester.runpytest_subprocess("-p", "minion_daemon.testing", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5)
+    name = libpq.conninfo_to_dict((pytester.path / "dsn.txt").read_text(encoding="utf-8"))["dbname"]
+    assert str(name).startswith("minion_test_")
     with test_server.admin() as admin:
-        leftovers = admin.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'minion_test_%%'"
-        ).fetchall()
-    assert leftovers == [], "the session's database was dropped"
+        left = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchall()
+    assert left == [], "the session's database was dropped"
 
 
 EAGER_TESTS = """
@@ -229,3 +232,30 @@ def test_the_example_tasks_pass_their_own_tests(
     pytester.makepyfile(test_example_tasks=tests.read_text(encoding="utf-8"))
     result = pytester.runpytest_subprocess("-p", "minion_daemon.testing", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+EMBEDDED_TESTS = """
+from pathlib import Path
+
+
+def test_a_minion_on_a_private_cluster(minion, minion_dsn):
+    Path("dsn.txt").write_text(minion_dsn)
+    minion.add_task("add", lambda job, first, second: first + second, mode="inline")
+    job_id = minion.enqueue("add", [1, 2])
+    minion.perform_jobs()
+    assert minion.job(job_id).info["result"] == 3
+"""
+
+
+@pytest.mark.slow(seconds=8)
+def test_without_a_server_the_plugin_makes_a_private_cluster(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINION_DAEMON_TEST_DSN", raising=False)
+    pytester.makepyfile(test_embedded=EMBEDDED_TESTS)
+    result = pytester.runpytest_subprocess("-p", "minion_daemon.testing", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    dsn = (pytester.path / "dsn.txt").read_text(encoding="utf-8")
+    state_dir = Path(libpq.conninfo_to_dict(dsn)["host"]).parents[1]
+    assert state_dir.name.startswith("minion-test-")
+    assert not state_dir.exists(), "the cluster and its directory are gone"

@@ -57,13 +57,18 @@ class EagerMinion:
         return self
 
     def add_task(
-        self, name: str, task: Callable[..., object] | type[Job], *, mode: str = "fork"
+        self,
+        name: str,
+        task: Callable[..., object] | type[Job],
+        *,
+        mode: str = "fork",
+        timeout: float | None = None,
     ) -> EagerMinion:
-        """Register ``task(job, *args)`` (or a :class:`Job` subclass) as ``name``; the mode is
-        recorded (every task runs in this process)."""
+        """Register ``task(job, *args)`` (or a :class:`Job` subclass) as ``name``; the mode
+        and timeout are recorded, not honoured (every task runs in this process, to its end)."""
         caller = inspect.stack()[1]
         source = f"add_task() at {caller.filename}:{caller.lineno}"
-        self.tasks.add(name, task, source=source, mode=mode)
+        self.tasks.add(name, task, source=source, mode=mode, timeout=timeout)
         return self
 
     def enqueue(self, task: str, args: Sequence[Any] | None = None, **options: Any) -> int:

@@ -59,8 +59,9 @@ def minion_dsn() -> Iterator[str]:
     from minion_daemon.embedded_pg import EmbeddedPostgres
 
     with tempfile.TemporaryDirectory(prefix="minion-test-") as parent:
-        # Run as root, the cluster runs as the postgres account, which must reach its directory.
-        os.chmod(parent, 0o755)
+        # Run as root, the cluster runs as the postgres account, which must pass through here;
+        # search only, and the cluster's own directory inside is 0700.
+        os.chmod(parent, 0o711)  # noqa: S103
         with EmbeddedPostgres(Path(parent) / "cluster", database=name) as cluster:
             yield cluster.dsn
 

@@ -8,6 +8,7 @@ of their own and a database-free ``minion_eager``. The test files run in a pytes
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,7 +26,9 @@ from minion_daemon.job import Job
 
 pytest_plugins = ("pytester",)
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "tasks"
+DOCS = ROOT / "docs"
 
 
 def _pid(job: Job) -> int:
@@ -225,13 +228,18 @@ def test_eager_mode_runs_tasks_at_enqueue_without_a_database(pytester: pytest.Py
     result.assert_outcomes(passed=4)
 
 
-def test_the_example_tasks_pass_their_own_tests(
+def test_the_example_tasks_pass_their_own_tests_and_the_docs_examples(
     pytester: pytest.Pytester, test_server: Server, example_tasks: Path
 ) -> None:
     tests = EXAMPLES / "tests" / "test_example_tasks.py"
-    pytester.makepyfile(test_example_tasks=tests.read_text(encoding="utf-8"))
+    docs = (DOCS / "testing.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", docs, re.MULTILINE | re.DOTALL)
+    pytester.makepyfile(
+        test_example_tasks=tests.read_text(encoding="utf-8"),
+        test_docs="\n\n".join(blocks),
+    )
     result = pytester.runpytest_subprocess("-p", "minion_daemon.testing", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=7)
 
 
 EMBEDDED_TESTS = """

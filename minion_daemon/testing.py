@@ -48,22 +48,43 @@ def minion_dsn() -> Iterator[str]:
     name = f"minion_test_{os.getpid()}_{secrets.token_hex(4)}"
     server = os.environ.get(DSN_VARIABLE)
     if server:
-        from minion_daemon.backend.databases import create_database, drop_database
+        yield from _database_on(server, name)
+    else:
+        yield from _private_cluster(name)
 
+
+def _database_on(server: str, name: str) -> Iterator[str]:
+    from minion_daemon.backend.databases import create_database, drop_database
+    from minion_daemon.errors import BackendError
+
+    try:
         dsn = create_database(server, name)
-        try:
-            yield dsn
-        finally:
-            drop_database(server, name)
-        return
-    from minion_daemon.embedded_pg import EmbeddedPostgres
+    except BackendError as error:
+        pytest.fail(
+            f"{DSN_VARIABLE}: {error} (give a server where you may create databases)", pytrace=False
+        )
+    try:
+        yield dsn
+    finally:
+        drop_database(server, name)
+
+
+def _private_cluster(name: str) -> Iterator[str]:
+    from minion_daemon.embedded_pg import EmbeddedDatabaseError, EmbeddedPostgres
 
     with tempfile.TemporaryDirectory(prefix="minion-test-") as parent:
         # Run as root, the cluster runs as the postgres account, which must pass through here;
         # search only, and the cluster's own directory inside is 0700.
         os.chmod(parent, 0o711)  # noqa: S103
-        with EmbeddedPostgres(Path(parent) / "cluster", database=name) as cluster:
+        cluster = EmbeddedPostgres(Path(parent) / "cluster", database=name)
+        try:
+            cluster.start()
+        except EmbeddedDatabaseError as error:
+            pytest.fail(f"{error}; or set {DSN_VARIABLE} to a server's DSN", pytrace=False)
+        try:
             yield cluster.dsn
+        finally:
+            cluster.stop()
 
 
 @pytest.fixture

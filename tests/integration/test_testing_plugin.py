@@ -267,3 +267,15 @@ def test_without_a_server_the_plugin_makes_a_private_cluster(
     state_dir = Path(libpq.conninfo_to_dict(dsn)["host"]).parents[1]
     assert state_dir.name.startswith("minion-test-")
     assert not state_dir.exists(), "the cluster and its directory are gone"
+
+
+def test_a_server_out_of_reach_is_one_line_naming_the_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINION_DAEMON_TEST_DSN", "host=127.0.0.1 port=1 user=postgres")
+    pytester.makepyfile(test_unreachable="def test_it(minion):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "minion_daemon.testing", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.re_match_lines([r"E? *MINION_DAEMON_TEST_DSN: cannot create database .*port 1"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*databases.py*")

@@ -66,6 +66,8 @@ FIRST_RETRY_PAUSE: Final = 0.05
 #: that it leaves them to repair (which fails and retries them), rather than linger forever,
 #: an orphan if its supervisor is gone.
 STOP_PATIENCE: Final = 120.0
+#: How often :meth:`Worker.perform` looks whether a job process that closed its output ended.
+REAP_POLL: Final = 0.001
 #: Default seconds between pulses (``pulse`` events); see :attr:`Worker.pulse_interval`.
 PULSE_INTERVAL: Final = 1.0
 
@@ -449,7 +451,7 @@ class Worker(EventEmitter):
             if output is not None and not output.ended:
                 output.wait(min(PERFORM_POLL, self._next_timeout()))
             else:
-                time.sleep(MIN_PAUSE)  # the job process closed its output: it ends any moment
+                time.sleep(REAP_POLL)  # the job process closed its output: it ends any moment
             self._reap_jobs()
             self._enforce_timeouts()
             self._enforce_kills()

@@ -261,11 +261,16 @@ class Minion(EventEmitter):
         return worker
 
     def perform_jobs(self, **options: Any) -> None:
-        """Perform every job that can run now, each in a forked process (for tests)."""
+        """Perform every job that can run now, one after another, each as the daemon would:
+        in its task's mode (a forked process, or this one for ``inline``) and failed when it
+        runs past its task's timeout (for tests). Options as :meth:`Worker.dequeue`'s.
+
+        An inline task's timeout is enforced with a timer signal, from the main thread only.
+        """
         self._perform_jobs(options, in_process=False)
 
     def perform_jobs_in_foreground(self, **options: Any) -> None:
-        """Perform every job that can run now, in this process (for tests)."""
+        """Perform every job that can run now, in this process, without timeouts (for tests)."""
         self._perform_jobs(options, in_process=True)
 
     def _perform_jobs(self, options: dict[str, Any], *, in_process: bool) -> None:
@@ -275,9 +280,31 @@ class Minion(EventEmitter):
                 if in_process:
                     job.record(job.execute())
                 else:
-                    job.perform()
+                    worker.perform(job)
         finally:
             worker.unregister()
+
+    def enqueued(
+        self,
+        *,
+        task: str | None = None,
+        queue: str | None = None,
+        args: Sequence[Any] | None = None,
+        limit: int = 100,
+    ) -> list[JobInfo]:
+        """The jobs of ``task`` in ``queue`` with ``args`` (each when given), oldest first:
+        what a test enqueued. Raises ``ValueError`` when more than ``limit`` jobs match the
+        task and queue, rather than check part of them."""
+        filters: dict[str, Any] = {}
+        if task is not None:
+            filters["tasks"] = [task]
+        if queue is not None:
+            filters["queues"] = [queue]
+        listed = self.backend.list_jobs(0, limit, filters)
+        if listed["total"] > limit:
+            raise ValueError(f"enqueued: more than {limit} jobs match; pass a larger limit")
+        wanted = None if args is None else list(args)
+        return [job for job in reversed(listed["jobs"]) if wanted is None or job["args"] == wanted]
 
     def foreground(self, job_id: int) -> bool:
         """Run one job in this process now, for debugging; re-raises the task's error.

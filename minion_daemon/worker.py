@@ -9,20 +9,21 @@ recorded when the database is back (Minion #20).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import select
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from minion_daemon import logs, proc
 from minion_daemon.commands import parse_kill, parse_stop, whole_number
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
-from minion_daemon.job import Job
+from minion_daemon.job import PERFORM_POLL, Job
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
@@ -65,6 +66,8 @@ FIRST_RETRY_PAUSE: Final = 0.05
 #: that it leaves them to repair (which fails and retries them), rather than linger forever,
 #: an orphan if its supervisor is gone.
 STOP_PATIENCE: Final = 120.0
+#: How often :meth:`Worker.perform` looks whether a job process that closed its output ended.
+REAP_POLL: Final = 0.001
 #: Default seconds between pulses (``pulse`` events); see :attr:`Worker.pulse_interval`.
 PULSE_INTERVAL: Final = 1.0
 
@@ -439,6 +442,37 @@ class Worker(EventEmitter):
         except InlineTimeoutError as expired:
             job.timed_out_after = expired.seconds
             return f"Job timed out after {expired.seconds:g} seconds"
+
+    def perform(self, job: Job) -> None:
+        """Run one dequeued job to its end as :meth:`run` would, in its task's mode and failed
+        past its task's timeout (:meth:`Minion.perform_jobs`)."""
+        self.status.setdefault("performed", 0)
+        spec = self.minion.tasks.get(job.task)
+        if spec is not None and spec.mode == "inline" and spec.timeout is not None:
+            with self._pulsing(PERFORM_POLL):
+                self._launch(job)
+            return
+        self._launch(job)
+        while self.running:
+            output = job.output
+            if output is not None and not output.ended:
+                output.wait(min(PERFORM_POLL, self._next_timeout()))
+            else:
+                time.sleep(REAP_POLL)  # the job process closed its output: it ends any moment
+            self._reap_jobs()
+            self._enforce_timeouts()
+            self._enforce_kills()
+
+    @contextlib.contextmanager
+    def _pulsing(self, interval: float) -> Iterator[None]:
+        """Pulses, and so inline timeouts, outside :meth:`run` (which sets up its own)."""
+        previous = signal.signal(signal.SIGALRM, self._pulse)
+        signal.setitimer(signal.ITIMER_REAL, interval, interval)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     def _reap_jobs(self) -> None:
         for job_id, job in list(self.running.items()):

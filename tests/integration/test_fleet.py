@@ -125,12 +125,12 @@ def test_a_paused_queue_waits_while_another_runs_and_resume_takes_it_up(
     time.sleep(1)  # the bound: workers stop claiming within one second
     held = [minion.enqueue("add", [1, 2], queue="bulk") for _ in range(3)]
     other = minion.enqueue("add", [3, 4])
-    assert reaches(minion, other, "finished")["result"] == 7
+    assert reaches(minion, other, "finished")["result"] == {"added": 7}
     assert reaches(minion, running, "finished")["result"] == 2  # a running job finishes
     assert all(stays(minion, job, "inactive", 0.5) for job in held)
     assert minion.resume_queue("bulk") is True
     for job in held:
-        assert reaches(minion, job, "finished", timeout=3)["result"] == 3
+        assert reaches(minion, job, "finished", timeout=3)["result"] == {"added": 3}
 
 
 def test_pause_is_idempotent_and_resume_of_an_unpaused_queue_says_so(minion: Minion) -> None:
@@ -175,7 +175,7 @@ def test_pausing_warns_of_perl_workers_that_keep_claiming(
     # Perl's worker status has no `type`; ours says `type: Python`.
     minion.backend.register_worker(options={"status": {"queues": ["bulk"], "jobs": 4}})
     minion.backend.register_worker(options={"status": {"queues": ["bulk"], "type": "Python"}})
-    code, out, err = run("queue", "--pause", "bulk")
+    code, _, err = run("queue", "--pause", "bulk")
     assert code == 0
     assert "1 Perl worker(s) serving queue 'bulk' keep claiming its jobs" in err
 

@@ -299,3 +299,15 @@ def test_without_our_tables_jobs_work_and_the_features_say_what_to_run(
     finally:
         minion.close()
     assert execute(dsn, "SELECT name FROM mojo_migrations") == [("minion",)]
+
+
+def test_queue_command_without_our_tables_says_to_migrate(
+    make_database: Callable[[int | None], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = _schema_23_without_ours(make_database)
+    assert main(["queue", "--pause", "bulk", "--dsn", dsn]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "own tables are missing" in err
+    assert "run `minion-daemon migrate`" in err
+    assert main(["queue", "--dsn", dsn]) == 0  # the listing works without them

@@ -226,6 +226,8 @@ def test_a_perl_worker_obeys_the_cancel_of_its_active_job(
 ) -> None:
     """``Minion.cancel`` fails the job at once and sends Minion's own ``stop``: Perl's worker
     KILLs the job's process, and its own failure record is fenced off by the state."""
+    # Perl's status has no `type`, ours says Python: a pause's warning counts Perl's alone.
+    assert minion.backend.perl_workers_of_queue("default") == 1
     job_id = minion.enqueue("perl_sleep", [60], attempts=3)
     pid = wait_until(lambda: job_info(minion, job_id)["notes"].get("pid"), 20, "the job's pid")
     assert minion.cancel(job_id) is True

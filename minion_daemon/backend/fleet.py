@@ -27,19 +27,19 @@ WITH paused AS (
   INSERT INTO minion_daemon_paused_queues (queue) VALUES (%(queue)s::text)
   ON CONFLICT (queue) DO NOTHING RETURNING queue
 )
-SELECT pg_notify('minion_daemon.queues', queue) FROM paused
+SELECT pg_notify(%(channel)s::text, queue) FROM paused
 """
 
 RESUME_QUEUE: Final = """
 WITH resumed AS (
   DELETE FROM minion_daemon_paused_queues WHERE queue = %(queue)s::text RETURNING queue
 )
-SELECT pg_notify('minion_daemon.queues', queue) FROM resumed
+SELECT pg_notify(%(channel)s::text, queue) FROM resumed
 """
 
 PAUSED_QUEUES: Final = "SELECT queue FROM minion_daemon_paused_queues ORDER BY queue"
 
-LISTEN_QUEUES: Final = 'LISTEN "minion_daemon.queues"'
+LISTEN_QUEUES: Final = f'LISTEN "{QUEUES_CHANNEL}"'
 
 QUEUE_LOADS: Final = """
 SELECT queue,
@@ -92,7 +92,7 @@ class FleetOperations(PgExecutor):
         return self._change_queue("resume_queue", RESUME_QUEUE, name)
 
     def _change_queue(self, op: str, query: LiteralString, name: str) -> bool:
-        params = {"queue": check_text(f"{op}: name", name, empty=True)}
+        params = {"queue": check_text(f"{op}: name", name, empty=True), "channel": QUEUES_CHANNEL}
         self.require_own_tables(op)
         return self.rowcount(op, query, params) > 0
 

@@ -174,7 +174,8 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
         (default: any task; the Minion facade passes the tasks it has registered). Beyond Perl,
         the wait also ends, without a second claim, as soon as a file descriptor of ``wakeup``
         is readable (a worker's signal pipe: a stop, or a job process that ended; a job's
-        output).
+        output), and queues paused with :meth:`pause_queue` are left out (but for a claim of
+        one given ``id``).
         """
         jobs = self._dequeue("dequeue", worker_id, wait, options, limit=1, wakeup=wakeup)
         return jobs[0] if jobs else None

@@ -205,13 +205,20 @@ def test_cancelling_an_inactive_job_fails_it_without_retry(
     assert info(minion, other)["result"] == CANCELLED
 
 
-def test_cancelling_a_finished_job_leaves_it_finished(minion: Minion) -> None:
+def test_cancelling_a_finished_job_leaves_it_finished(
+    minion: Minion, run: Callable[..., tuple[int, str, str]]
+) -> None:
     job = minion.enqueue("add", [1, 2])
     worker = minion.backend.register_worker()
     assert minion.backend.dequeue(worker, 0, {"id": job})
     assert minion.backend.finish_job(job, 0, 3)
     assert minion.cancel(job) is False
     assert (info(minion, job)["state"], info(minion, job)["result"]) == ("finished", 3)
+    code, _, err = run("job", "--cancel", str(job))
+    assert (code, err) == (
+        1,
+        f"minion-daemon: job {job} has ended already (finished or failed): not cancelled\n",
+    )
 
 
 def test_cancelling_an_unknown_job_names_it(

@@ -202,6 +202,11 @@ def _migrate(arguments: argparse.Namespace) -> int:
     )
     try:
         print(backend.migrate(arguments.to))
+        # stdout stays Minion's version alone, which scripts read; our own tables go to stderr.
+        print(
+            f"minion-daemon: minion_daemon tables at version {backend.own_schema_version}",
+            file=sys.stderr,
+        )
     finally:
         backend.close()
     return 0

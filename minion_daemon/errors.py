@@ -26,3 +26,7 @@ class DatabaseUnavailableError(BackendError):
 
 class SchemaError(BackendError):
     """The database schema is missing, too old, or newer than this code can migrate."""
+
+
+class JobNotFoundError(MinionError, LookupError):
+    """No job has the id given (it never existed, or it was removed)."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         DispatchedSchedule,
         History,
         JobInfo,
+        QueueInfo,
         RepairReport,
         ScheduleList,
         Stats,
@@ -250,6 +251,30 @@ class Minion(EventEmitter):
             self.emit("enqueue", entry["job"])
             self.emit("enqueue_from_schedule", entry["job"], entry["name"])
         return dispatched
+
+    # Fleet control (tables of our own; Perl's workers ignore a pause)
+
+    def pause_queue(self, name: str) -> bool:
+        """Stop every Python worker claiming from queue ``name`` within a second; running
+        jobs finish. False if it was paused already."""
+        return self.backend.pause_queue(name)
+
+    def resume_queue(self, name: str) -> bool:
+        """Let Python workers claim from queue ``name`` again; false if it was not paused."""
+        return self.backend.resume_queue(name)
+
+    def paused_queues(self) -> list[str]:
+        return self.backend.paused_queues()
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Each queue's runnable backlog, running jobs and paused state, by name."""
+        return self.backend.list_queues()
+
+    def cancel(self, job_id: int) -> bool:
+        """Fail job ``job_id`` with "Job cancelled", without retry; an active job's process is
+        stopped by its worker (Perl's too). False when it had finished or failed already;
+        :class:`~minion_daemon.errors.JobNotFoundError` (a ``LookupError``) for an unknown id."""
+        return self.backend.cancel_job(job_id)
 
     # Running jobs from the program itself
 

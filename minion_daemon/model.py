@@ -229,6 +229,8 @@ class Observation(TypedDict):
     unrunnable: dict[str, int]
     #: Live workers whose status lists no tasks (:attr:`TaskOffers.unlisted`).
     unlisted_workers: int
+    #: Queues paused for Python workers (none without minion-daemon's own tables).
+    paused_queues: list[str]
     #: Seconds the round took, measured by the client from BEGIN to the last answer.
     duration: float
 
@@ -250,3 +252,13 @@ class RepairReport:
     expired_jobs_removed: int
     jobs_failed_worker_gone: int
     jobs_failed_stuck: int
+
+
+class QueueInfo(TypedDict):
+    """``list_queues``: one queue's runnable backlog, running jobs and whether it is paused."""
+
+    queue: str
+    #: Inactive jobs neither delayed nor expired (parents are not considered).
+    backlog: int
+    running: int
+    paused: bool

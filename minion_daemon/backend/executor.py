@@ -88,6 +88,7 @@ class PgExecutor:
         self._max_schema_version = max_schema_version or schema.load_migrations().latest
         self._schema: schema.SchemaState | None = None
         self._has_schedules = False
+        self._own_version: int | None = None
 
     @property
     def schema_version(self) -> int:
@@ -100,12 +101,32 @@ class PgExecutor:
         self.ready()
         return self._has_schedules
 
+    @property
+    def own_schema_version(self) -> int:
+        """The version of minion-daemon's own tables (0: absent), found at the first access
+        (or reached by :meth:`migrate`)."""
+        if self._own_version is None:
+            self.ready()
+        assert self._own_version is not None, "ready() finds it"
+        return self._own_version
+
+    def require_own_tables(self, operation: str) -> None:
+        """Raise :class:`SchemaError`, saying what to run, when our own tables are absent."""
+        if self.own_schema_version == 0:
+            raise SchemaError(
+                f"{operation}: minion-daemon's own tables are missing (mojo_migrations"
+                f" {schema.OWN_MIGRATIONS_NAME!r} at version 0): run `minion-daemon migrate`,"
+                " or start the daemon with postgres.auto_migrate: create (the default)"
+            )
+
     def migrate(self, target: int | None = None) -> int:
         """Migrate explicitly to ``target``, up or down; returns the version reached.
 
         Unlike the automatic migration this may go down: version 0 removes every Minion table.
         Without a target it goes up to ``max_schema_version`` and never down, so that a bare
         ``minion-daemon migrate`` cannot take a shared database where its fleet cannot follow.
+        Our own tables (:attr:`own_schema_version`) go to their latest version with it, and
+        away with version 0.
         """
         with self._translated("migrate"), self._connections().connection() as conn:
             self._check_server(conn)
@@ -113,6 +134,7 @@ class PgExecutor:
                 schema.migrate(conn, target)
             elif schema.active_version(conn) < self._max_schema_version:
                 schema.migrate(conn, self._max_schema_version)
+            self._own_version = schema.migrate_own(conn, 0 if target == 0 else None)
             self._schema = None
             return schema.active_version(conn)
 
@@ -170,6 +192,9 @@ class PgExecutor:
                     conn, self._max_schema_version, auto_migrate=self._auto_migrate
                 )
                 self._has_schedules = bool(self.scalar_on(conn, sql.HAS_SCHEDULES))
+                self._own_version = schema.ensure_own_schema(
+                    conn, auto_migrate=self._auto_migrate
+                )
             if state.migrated_from is not None and state.migrated_from != state.version:
                 log.info(
                     "schema.migrated",

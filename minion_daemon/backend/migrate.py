@@ -9,6 +9,7 @@ the target. A Perl Minion and minion-daemon can therefore take turns migrating o
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from minion_daemon.errors import SchemaError
 from minion_daemon.model import AutoMigrate
 
 MIGRATIONS_NAME: Final = "minion"
+#: minion-daemon's own tables (fleet control) are a migration set of their own, recorded under
+#: this name in ``mojo_migrations``: Perl ignores the row, and Minion's version stays Perl's.
+OWN_MIGRATIONS_NAME: Final = "minion_daemon"
+OWN_MIGRATIONS_FILE: Final = "minion_daemon.sql"
 #: The oldest schema this code can run on (``lax`` arrived in 23, Minion 10.25).
 MIN_SCHEMA_VERSION: Final = 23
 
@@ -37,6 +42,8 @@ ADDED_BY_VERSION: Final = {
 _MARKER: Final = re.compile(r"^\s*--\s*(\d+)\s*(up|down)\b", re.IGNORECASE | re.MULTILINE)
 
 Connection = psycopg.Connection[DictRow]
+
+log = logging.getLogger("minion_daemon.backend")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +79,14 @@ def parse_migrations(text: str) -> Migrations:
 
 
 @cache
-def load_migrations() -> Migrations:
-    """The migrations shipped with this package."""
-    packaged = importlib.resources.files("minion_daemon").joinpath("migrations", "pg.sql")
+def load_migrations(file: str = "pg.sql") -> Migrations:
+    """The migrations shipped with this package: Minion's, or ``OWN_MIGRATIONS_FILE``."""
+    packaged = importlib.resources.files("minion_daemon").joinpath("migrations", file)
     if packaged.is_file():
         return parse_migrations(packaged.read_text(encoding="utf-8"))
     # A source checkout (an editable install, or tests run from the tree) keeps the file at the
     # top level; wheels carry a copy inside the package (see pyproject.toml).
-    source = Path(__file__).resolve().parents[2] / "migrations" / "pg.sql"
+    source = Path(__file__).resolve().parents[2] / "migrations" / file
     return parse_migrations(source.read_text(encoding="utf-8"))
 
 
@@ -88,11 +95,11 @@ def _value(conn: Connection, query: Any, params: Mapping[str, object] | None = N
     return None if row is None else next(iter(row.values()))
 
 
-def active_version(conn: Connection) -> int:
+def active_version(conn: Connection, name: str = MIGRATIONS_NAME) -> int:
     """The recorded version; a missing table or row counts as 0, as in Mojo::Pg."""
     if not _value(conn, sql.MIGRATIONS_TABLE_EXISTS):
         return 0
-    version = _value(conn, sql.ACTIVE_VERSION, {"name": MIGRATIONS_NAME})
+    version = _value(conn, sql.ACTIVE_VERSION, {"name": name})
     return 0 if version is None else int(version)
 
 
@@ -107,6 +114,7 @@ def migrate(
     migrations: Migrations | None = None,
     *,
     only_if_empty: bool = False,
+    name: str = MIGRATIONS_NAME,
 ) -> int:
     """Move the schema to ``target`` (up or down) and return the version it started from;
     ``only_if_empty``: only when, under the lock, it is still at 0 (a peer that created the
@@ -119,26 +127,26 @@ def migrate(
     if target != 0 and target not in migrations.up:
         known = ", ".join(map(str, sorted(migrations.up)))
         raise SchemaError(f"Version {target} has no migration (known versions: 0, {known})")
-    active = active_version(conn)
+    active = active_version(conn, name)
     if active == target:
         return active
     try:
-        return _migrate_locked(conn, target, migrations, only_if_empty)
+        return _migrate_locked(conn, target, migrations, only_if_empty, name)
     except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
         # A peer that does not take our advisory lock (Perl) created the table at the same
         # moment; its transaction has committed by now, so one more pass sees it.
-        return _migrate_locked(conn, target, migrations, only_if_empty)
+        return _migrate_locked(conn, target, migrations, only_if_empty, name)
 
 
 def _migrate_locked(
-    conn: Connection, target: int, migrations: Migrations, only_if_empty: bool
+    conn: Connection, target: int, migrations: Migrations, only_if_empty: bool, name: str
 ) -> int:
     with conn.transaction():
         conn.execute(sql.MIGRATION_UNBOUNDED)
         conn.execute(sql.MIGRATION_ADVISORY_LOCK)
         conn.execute(sql.CREATE_MIGRATIONS_TABLE)
         conn.execute(sql.LOCK_MIGRATIONS_TABLE)
-        active = active_version(conn)
+        active = active_version(conn, name)
         if active == target or (only_if_empty and active != 0):
             return active
         if active > migrations.latest:
@@ -148,7 +156,7 @@ def _migrate_locked(
         # The migration file is ours and shipped with the package; it runs as one
         # multi-statement string, which psycopg sends with the simple query protocol.
         conn.execute(migrations.sql_for(active, target).encode())
-        conn.execute(sql.SET_VERSION, {"name": MIGRATIONS_NAME, "version": target})
+        conn.execute(sql.SET_VERSION, {"name": name, "version": target})
     return active
 
 
@@ -201,3 +209,32 @@ def ensure_schema(conn: Connection, max_version: int, *, auto_migrate: AutoMigra
             f" {MIN_SCHEMA_VERSION} or later: run `minion-daemon migrate`"
         )
     return SchemaState(version, version > migrations.latest, migrated_from)
+
+
+def migrate_own(conn: Connection, target: int | None = None) -> int:
+    """Move our own tables to ``target`` (default: the latest, never down); the version reached."""
+    own = load_migrations(OWN_MIGRATIONS_FILE)
+    if target is not None or active_version(conn, OWN_MIGRATIONS_NAME) < own.latest:
+        goal = own.latest if target is None else target
+        migrate(conn, goal, own, name=OWN_MIGRATIONS_NAME)
+    return active_version(conn, OWN_MIGRATIONS_NAME)
+
+
+def ensure_own_schema(conn: Connection, *, auto_migrate: AutoMigrate) -> int:
+    """Our own tables' version, after creating or upgrading them unless ``auto_migrate`` is
+    ``off``; 0 when they are absent.
+
+    ``create`` may create and upgrade them, which it never does to Minion's schema: they are
+    ours alone, no Perl Minion reads or migrates them, so nothing in a shared fleet depends on
+    their version. A role that may not create tables keeps working without them.
+    """
+    if auto_migrate == "off":
+        return active_version(conn, OWN_MIGRATIONS_NAME)
+    try:
+        return migrate_own(conn)
+    except psycopg.errors.InsufficientPrivilege as error:
+        log.warning(
+            "schema.own_tables_not_created",
+            extra={"error": str(error), "fix": "run `minion-daemon migrate` as the owner"},
+        )
+        return active_version(conn, OWN_MIGRATIONS_NAME)

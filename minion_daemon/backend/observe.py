@@ -40,6 +40,7 @@ import psycopg
 from minion_daemon.backend import estimates, sql
 from minion_daemon.backend.connections import Connection
 from minion_daemon.backend.executor import Params, PgExecutor
+from minion_daemon.backend.fleet import PAUSED_QUEUES
 from minion_daemon.errors import BackendError
 from minion_daemon.model import (
     Backlog,
@@ -70,11 +71,12 @@ class ObserveOperations(PgExecutor):
         """
         limits = {"milliseconds": _milliseconds(timeout)}
         schedules = self.has_schedules
+        own_tables = self.own_schema_version > 0
         with self.snapshot("observe") as conn:
             started = time.perf_counter()
             try:
                 conn.execute(sql.OBSERVE_TIMEOUT, limits)
-                return _observe(conn, schedules, started)
+                return _observe(conn, schedules, started, own_tables)
             except psycopg.errors.QueryCanceled as error:
                 raise BackendError(
                     f"observe: no answer within the statement timeout of {timeout} s"
@@ -110,7 +112,11 @@ def _milliseconds(timeout: float) -> int:
     return min(round(seconds * 1000), INT_MAX)
 
 
-def _observe(conn: Connection, schedules: bool, started: float) -> Observation:
+def _paused(conn: Connection) -> list[str]:
+    return [row["queue"] for row in conn.execute(PAUSED_QUEUES, prepare=False).fetchall()]
+
+
+def _observe(conn: Connection, schedules: bool, started: float, own_tables: bool) -> Observation:
     sample = {"limit": estimates.count_limit()}
     groups = conn.execute(sql.OBSERVE_INACTIVE, prepare=False).fetchall()
     jobs = _one(conn, sql.OBSERVE_JOBS, sample)
@@ -129,6 +135,7 @@ def _observe(conn: Connection, schedules: bool, started: float) -> Observation:
         "health": _health(health),
         "unrunnable": _unrunnable(groups, offers),
         "unlisted_workers": offers.unlisted,
+        "paused_queues": _paused(conn) if own_tables else [],
         "duration": time.perf_counter() - started,
     }
 

@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from minion_daemon.backend import estimates, sql
 from minion_daemon.backend.connections import Connection, ConnectionSettings, disown
 from minion_daemon.backend.executor import INHERITED, PgExecutor, translate_errors
+from minion_daemon.backend.fleet import LISTEN_QUEUES, QUEUES_CHANNEL, FleetOperations
 from minion_daemon.backend.observe import ObserveOperations
 from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
 from minion_daemon.backend.schedules import ScheduleOperations
@@ -83,7 +84,7 @@ def default_backoff(retries: int) -> float:
     return float(retries**4 + 15)
 
 
-class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
+class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecutor):
     """The PostgreSQL backend, shared with Perl's Minion::Backend::Pg on one database.
 
     Nothing touches the database before the first operation, which checks the server version
@@ -121,6 +122,8 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         )
         self.backoff = backoff
         self._listener: Connection | None = None
+        #: The paused queues as last read; ``None`` once a notification said they changed.
+        self._paused: frozenset[str] | None = None
         self._host = socket.gethostname()
 
     def forget_inherited(self) -> None:
@@ -129,6 +132,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
             disown(self._listener)
             INHERITED.append(self._listener)
             self._listener = None
+        self._paused = None
         super().forget_inherited()
 
     def close(self) -> None:
@@ -170,7 +174,8 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         (default: any task; the Minion facade passes the tasks it has registered). Beyond Perl,
         the wait also ends, without a second claim, as soon as a file descriptor of ``wakeup``
         is readable (a worker's signal pipe: a stop, or a job process that ended; a job's
-        output).
+        output), and queues paused with :meth:`pause_queue` are left out (but for a claim of
+        one given ``id``).
         """
         jobs = self._dequeue("dequeue", worker_id, wait, options, limit=1, wakeup=wakeup)
         return jobs[0] if jobs else None
@@ -219,12 +224,31 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         # planning it anew cost about as much server time as running it. A claim of one
         # given id is not, so that it is planned with the id and takes the primary key.
         prepare = opts.id is None
+        queues = opts.queues
+        if prepare:
+            params["queues"] = self._unpaused(queues)
         jobs = cast("list[DequeuedJob]", self.rows(op, statement, params, prepare=prepare))
         if jobs or seconds <= 0:
             return jobs
         if self._wait_for_notification(seconds, listening, wakeup):
             return []
+        if prepare:
+            params["queues"] = self._unpaused(queues)
         return cast("list[DequeuedJob]", self.rows(op, statement, params, prepare=prepare))
+
+    def _unpaused(self, queues: Sequence[str]) -> list[str]:
+        """``queues`` without the paused ones. The claim SQL stays Minion's: a paused queue is
+        left out of what it is asked for. The set is read again only after a notification on
+        :data:`QUEUES_CHANNEL` (or on every claim while nothing listens)."""
+        if self._paused is None or not self.listening:
+            self._paused = frozenset(self.paused_queues())
+        return [queue for queue in queues if queue not in self._paused]
+
+    def _heard(self, listener: Connection) -> None:
+        """Consume what the LISTEN connection heard; a queue change makes the set stale."""
+        for notify in listener.notifies(timeout=0):
+            if notify.channel == QUEUES_CHANNEL:
+                self._paused = None
 
     def _listen(self) -> bool:
         """Make sure the dedicated connection LISTENs, and forget what it heard so far.
@@ -234,8 +258,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         """
         if self._listener is not None and not self._listener.closed:
             try:
-                for _ in self._listener.notifies(timeout=0):
-                    pass
+                self._heard(self._listener)
             except psycopg.Error:
                 pass  # dead: replaced below
             else:
@@ -244,6 +267,8 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
         try:
             self._listener = self.settings.connect()
             self._listener.execute(sql.LISTEN)
+            self._listener.execute(LISTEN_QUEUES)
+            self._paused = None  # changes made while nothing listened were not heard
         except psycopg.Error as error:
             log.warning(
                 "dequeue.listen_failed", extra={"error": str(error), "consequence": "polling"}
@@ -268,8 +293,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, PgExecutor):
             return True
         if self._listener is not None and readable:
             try:
-                for _ in self._listener.notifies(timeout=0):
-                    pass
+                self._heard(self._listener)
             except psycopg.Error as error:
                 log.warning("dequeue.listen_lost", extra={"error": str(error)})
                 self._drop_listener()

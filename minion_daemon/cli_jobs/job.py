@@ -65,6 +65,8 @@ def add_parser(commands: Any, connector: Connector) -> None:
     option("-a", "--args", metavar="JSON", help="JSON array: arguments of a new job or of -b")
     option("-b", "--broadcast", metavar="COMMAND", help="send a remote control command to the"
            " workers IDS (default: all)")
+    option("--cancel", metavar="ID", help="fail job ID with \"Job cancelled\", without retry;"
+           " an active job's process is stopped by its worker (beyond Perl)")
     option("-d", "--delay", metavar="SECONDS", help="delay a new job or a retry")
     add_job_option(parser, "-E", _NEW_JOB, retry=True)
     option("-e", "--enqueue", metavar="TASK", help="enqueue a new job and print its id")
@@ -127,6 +129,9 @@ def _prepare(arguments: argparse.Namespace) -> Action:  # noqa: PLR0911 - Perl's
     if arguments.broadcast is not None:
         workers = integers("worker id", ids) or None
         return lambda minion: _broadcast(minion, arguments.broadcast, values.args, workers)
+    if arguments.cancel is not None:
+        cancelled = _integer_id("--cancel", arguments.cancel)
+        return lambda minion: _cancel(minion, cancelled)
     if arguments.enqueue is not None:
         return _enqueue(arguments.enqueue, values)
     if arguments.stats:
@@ -155,6 +160,18 @@ def _one_id(what: str, ids: list[str]) -> int | None:
     if len(ids) > 1:
         raise CommandLineError(f"one {what} id at a time, got {len(ids)}: {' '.join(ids)}")
     return integer(f"{what} id", ids[0]) if ids else None
+
+
+def _integer_id(option: str, value: str) -> int:
+    checked = integer(option, value)
+    assert checked is not None, "a given option has a value"
+    return checked
+
+
+def _cancel(minion: Minion, job_id: int) -> int:
+    if not minion.cancel(job_id):
+        raise CommandFailed(f"job {job_id} has ended already (finished or failed): not cancelled")
+    return 0
 
 
 def _broadcast(

@@ -96,6 +96,12 @@ def _observation_metrics(seen: Observation) -> Iterator[Metric]:
     )
     if seen["schedules"] is not None:
         yield _gauge("minion_schedules", "Cron schedules", seen["schedules"])
+    paused = GaugeMetricFamily(
+        "minion_queue_paused", "1 for each queue paused for Python workers", labels=["queue"]
+    )
+    for queue in seen["paused_queues"]:
+        paused.add_metric([queue], 1)
+    yield paused
     backlog = GaugeMetricFamily(
         "minion_backlog_jobs", "Runnable jobs waiting", labels=["queue", "task"]
     )

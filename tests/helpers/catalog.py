@@ -58,8 +58,36 @@ GROUP BY t.typname
 """
 
 
+#: minion-daemon's own tables (``migrations/minion_daemon.sql``) are named with this prefix;
+#: no object of Minion's is.
+OWN_PREFIX = "minion_daemon_"
+
+
 def describe(dsn: str) -> dict[str, Any]:
-    """Everything about the schema that another Minion could observe, bodies excepted."""
+    """Everything about Minion's schema that another Minion could observe, bodies excepted;
+    minion-daemon's own objects are left out (see :func:`describe_own`)."""
+    return _split(_describe(dsn), own=False)
+
+
+def describe_own(dsn: str) -> dict[str, Any]:
+    """:func:`describe` for minion-daemon's own objects only."""
+    return _split(_describe(dsn), own=True)
+
+
+def _split(catalog: dict[str, Any], *, own: bool) -> dict[str, Any]:
+    def keep(name: str) -> bool:
+        return name.startswith(OWN_PREFIX) == own
+
+    split: dict[str, Any] = {}
+    for part, found in catalog.items():
+        if isinstance(found, dict):
+            split[part] = {name: value for name, value in found.items() if keep(name)}
+        else:
+            split[part] = [row for row in found if keep(row[0])]
+    return split
+
+
+def _describe(dsn: str) -> dict[str, Any]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         tables = {}
         for name, persistence in conn.execute(_TABLES).fetchall():

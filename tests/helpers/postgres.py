@@ -243,7 +243,8 @@ SELECT md5(concat_ws('|',
 """
 
 _EMPTY_TABLES = sql.SQL(
-    "TRUNCATE minion_jobs, minion_locks, minion_schedules, minion_workers RESTART IDENTITY"
+    "TRUNCATE minion_jobs, minion_locks, minion_schedules, minion_workers,"
+    " minion_daemon_paused_queues RESTART IDENTITY"
 )
 
 _OTHER_SESSIONS = sql.SQL(

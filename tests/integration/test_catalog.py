@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers.catalog import describe
+from helpers.catalog import describe, describe_own
 
 from minion_daemon.backend import PgBackend
 
@@ -190,3 +190,34 @@ def test_1_upgrading_equals_migrating_fresh(
     finally:
         backend.close()
     assert describe(dsn) == expected_catalog(25)
+
+
+def test_our_own_tables_are_exactly_their_migration_and_nothing_of_minion(
+    make_database: Callable[[int | None], str],
+) -> None:
+    """minion-daemon's own set (``migrations/minion_daemon.sql``) adds one table and its
+    primary key, all named ``minion_daemon_*``, so ``describe`` can leave them out."""
+    own = describe_own(make_database(23))
+    columns = [
+        ("queue", "text", True, None),
+        ("paused", "timestamp with time zone", True, "now()"),
+    ]
+    assert own == {
+        "tables": {"minion_daemon_paused_queues": {"persistence": "p", "columns": columns}},
+        "constraints": [
+            (
+                "minion_daemon_paused_queues",
+                "minion_daemon_paused_queues_pkey",
+                "PRIMARY KEY (queue)",
+            )
+        ],
+        "indexes": {
+            "minion_daemon_paused_queues_pkey": "CREATE UNIQUE INDEX"
+            " minion_daemon_paused_queues_pkey ON public.minion_daemon_paused_queues"
+            " USING btree (queue)"
+        },
+        "sequences": [],
+        "functions": [],
+        "triggers": {},
+        "enums": {},
+    }

@@ -60,6 +60,7 @@ def test_an_empty_database_observes_zeros(backend: PgBackend) -> None:
         "health",
         "unrunnable",
         "unlisted_workers",
+        "paused_queues",
         "duration",
     }
     assert {key: value for key, value in seen["stats"].items() if key != "uptime"} == {
@@ -81,6 +82,7 @@ def test_an_empty_database_observes_zeros(backend: PgBackend) -> None:
     assert seen["oldest_active_age"] == 0.0
     assert seen["recent"] == NO_RECENT
     assert seen["schedules"] == 0
+    assert seen["paused_queues"] == []
     assert 0 < seen["duration"] < 5
 
 

@@ -219,3 +219,29 @@ def test_a_broadcast_from_perl_pauses_our_worker(
     while time.monotonic() < deadline:
         assert job_info(minion, job_id)["state"] == "inactive", "a paused worker took a job"
         time.sleep(0.05)
+
+
+def test_a_perl_worker_obeys_the_cancel_of_its_active_job(
+    minion: Minion, workers: tuple[WorkerProcess, WorkerProcess]
+) -> None:
+    """``Minion.cancel`` fails the job at once and sends Minion's own ``stop``: Perl's worker
+    KILLs the job's process, and its own failure record is fenced off by the state."""
+    # Perl's status has no `type`, ours says Python: a pause's warning counts Perl's alone.
+    assert minion.backend.perl_workers_of_queue("default") == 1
+    job_id = minion.enqueue("perl_sleep", [60], attempts=3)
+    pid = wait_until(lambda: job_info(minion, job_id)["notes"].get("pid"), 20, "the job's pid")
+    assert minion.cancel(job_id) is True
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_until(gone, 10, "Perl's worker to stop the job's process")
+    after = minion.enqueue("perl_add", [1, 2])
+    assert finished(minion, after)["result"]["sum"] == 3  # the worker has reaped the job
+    cancelled = job_info(minion, job_id)
+    assert (cancelled["state"], cancelled["result"]) == ("failed", "Job cancelled")
+    assert cancelled["retries"] == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minion_daemon.backend.migrate import load_migrations, parse_migrations
+from minion_daemon.backend.migrate import OWN_MIGRATIONS_FILE, load_migrations, parse_migrations
 
 
 def test_shipped_file_has_minion_versions() -> None:
@@ -31,3 +31,12 @@ def test_version_25_creates_schedules_and_its_down_drops_them() -> None:
 
 def test_version_24_down_drops_its_index() -> None:
     assert load_migrations().down[24] == "DROP INDEX IF EXISTS minion_jobs_finished_state_idx;"
+
+
+def test_our_own_set_creates_only_tables_of_our_own() -> None:
+    own = load_migrations(OWN_MIGRATIONS_FILE)
+    assert sorted(own.up) == sorted(own.down) == [1]
+    assert "CREATE TABLE IF NOT EXISTS minion_daemon_paused_queues" in own.up[1]
+    assert "minion_jobs" not in own.up[1]
+    assert "minion_workers" not in own.up[1]
+    assert own.down[1] == "DROP TABLE IF EXISTS minion_daemon_paused_queues;"

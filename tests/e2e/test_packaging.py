@@ -33,9 +33,13 @@ def test_installed_wheel_migrates_without_the_source_tree(
     (sdist,) = dist.glob("*.tar.gz")
     (wheel,) = dist.glob("*.whl")
     with tarfile.open(sdist) as archive:
-        assert any(name.endswith("/migrations/pg.sql") for name in archive.getnames())
+        names = archive.getnames()
+        assert any(name.endswith("/migrations/pg.sql") for name in names)
+        assert any(name.endswith("/LICENSE") for name in names)
+        assert any(name.endswith("/CHANGELOG.md") for name in names)
     with zipfile.ZipFile(wheel) as archive:
         assert "minion_daemon/migrations/pg.sql" in archive.namelist()
+        assert any(name.endswith(".dist-info/licenses/LICENSE") for name in archive.namelist())
         assert "minion_daemon/admin/templates/jobs.html" in archive.namelist()
         assert "minion_daemon/admin/static/admin.js" in archive.namelist()
 

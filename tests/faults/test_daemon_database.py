@@ -24,6 +24,7 @@ from helpers.postgres import Server
 from helpers.sql import execute, hasten_retries
 
 from minion_daemon.backend import PgBackend
+from minion_daemon.backend.fleet import LISTEN_QUEUES
 from minion_daemon.backend.sql import LISTEN
 from minion_daemon.config import PostgresConfig
 
@@ -79,12 +80,13 @@ def _listeners(dsn: str) -> int:
 
 
 def _listening_since(dsn: str) -> list[float]:
-    """When each LISTEN connection of the daemon was opened (epoch seconds)."""
+    """When each LISTEN connection of the daemon was opened (epoch seconds). A listener's last
+    statement is a LISTEN: Minion's channel's, or that of our own (paused queues) after it."""
     query = (
         "SELECT EXTRACT(EPOCH FROM backend_start)::float8 FROM pg_stat_activity"
-        " WHERE datname = current_database() AND application_name = %s AND query = %s"
+        " WHERE datname = current_database() AND application_name = %s AND query = ANY(%s)"
     )
-    return [row[0] for row in execute(dsn, query, (APPLICATION, LISTEN))]
+    return [row[0] for row in execute(dsn, query, (APPLICATION, [LISTEN, LISTEN_QUEUES]))]
 
 
 def _relistened(dsn: str, since: float) -> float | None:
@@ -100,9 +102,9 @@ def _terminate(dsn: str, only_listeners: bool) -> int:
     query = (
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
         " WHERE datname = current_database() AND application_name = %s"
-        " AND (NOT %s OR query = %s)"
+        " AND (NOT %s OR query = ANY(%s))"
     )
-    return int(_scalar(dsn, query, (APPLICATION, only_listeners, LISTEN)))
+    return int(_scalar(dsn, query, (APPLICATION, only_listeners, [LISTEN, LISTEN_QUEUES])))
 
 
 def _finished_since(dsn: str, since: float) -> float | None:

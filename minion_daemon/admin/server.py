@@ -19,6 +19,7 @@ from minion_daemon.admin.app import AdminApp
 from minion_daemon.admin.auth import Credentials
 from minion_daemon.backend import PgBackend
 from minion_daemon.config import Config, ConfigError
+from minion_daemon.sockets import listen
 
 #: Requests served at once; the connection pool has as many connections.
 THREADS: Final = 4
@@ -52,11 +53,8 @@ def _loopback(host: str) -> bool:
 
 
 def _bind(address: str) -> socket.socket:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, int(port)), family=family, backlog=64)
+        return listen(address)
     except OSError as error:
         raise ConfigError(
             "config", "admin.listen", f"cannot listen on {address}: {error.strerror or error}"

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from minion_daemon.backend import PgBackend
 from minion_daemon.errors import MinionError
 from minion_daemon.metrics.collector import DatabaseCollector
+from minion_daemon.sockets import listen
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -43,11 +44,8 @@ class MetricsBindError(MinionError):
 
 def bind(address: str) -> socket.socket:
     """Listen on ``host:port`` (``[v6]:port`` too); raises :class:`MetricsBindError`."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, int(port)), family=family, backlog=64)
+        return listen(address)
     except OSError as error:
         raise MetricsBindError(
             f"metrics.listen: cannot listen on {address}: {error.strerror or error}"

@@ -413,7 +413,7 @@ class Supervisor:
             self._dead.append(worker.worker_id)
         if self._stopping is not None or worker.leaving:
             return
-        self._count_restart("hung" if worker.hung else "died" if worker.booted else "boot_failed")
+        self._count_restart(_restart_reason(worker, reason))
         if reason.code == EXIT_BOOT_ERROR:
             raise CrashLoopError(f"worker {worker.pid} could not load its tasks (exit code 3)")
         if not worker.booted:
@@ -601,6 +601,16 @@ class Supervisor:
         while self._pending:
             hurried = self._pending.popleft() in hurry or hurried
         return hurried
+
+
+def _restart_reason(worker: WorkerProcess, reason: proc.ExitReason) -> str:
+    """Why a worker is replaced, for ``minion_worker_restarts_total``: a clean exit of its own
+    is a worker told to stop (the ``shutdown`` remote command), which no alert counts."""
+    if worker.hung:
+        return "hung"
+    if not worker.booted:
+        return "boot_failed"
+    return "stopped" if reason.clean else "died"
 
 
 def _prepare_metrics(listen: str) -> MetricsService:

@@ -139,7 +139,7 @@ class SupervisorMetrics:
             multiprocess_mode="max",
         )
         build.labels(__version__, str(schema_version)).set(1)
-        for reason in ("died", "hung", "boot_failed"):
+        for reason in ("died", "hung", "boot_failed", "stopped"):
             self.restarts.labels(reason)
         for result in ("applied", "invalid"):
             self.reloads.labels(result)

@@ -216,7 +216,10 @@ def test_a_stopped_daemon_worker_finishes_and_the_supervisor_starts_another(
     daemons: Daemons, dsn: str
 ) -> None:
     """The workers page's Stop (``shutdown``) on a supervised worker: a graceful restart."""
-    daemon = daemons.start({"admin": {"enabled": False}, "logging": {"format": "json"}})
+    metrics = {"enabled": True, "listen": f"127.0.0.1:{free_port()}"}
+    daemon = daemons.start(
+        {"admin": {"enabled": False}, "logging": {"format": "json"}, "metrics": metrics}
+    )
     backend = PgBackend(dsn, min_size=0, max_size=2)
     try:
 
@@ -229,5 +232,21 @@ def test_a_stopped_daemon_worker_finishes_and_the_supervisor_starts_another(
         assert daemon.process.poll() is None
         assert daemon.log is not None
         assert '"worker.shutdown_requested"' in daemon.log.read_text(encoding="utf-8")
+        # A worker told to stop is no crash: its replacement is counted apart, and the
+        # MinionWorkersRestarting alert leaves it out.
+        restarts = _restarts(daemon.url)
+        assert restarts["stopped"] == 1.0
+        assert restarts["died"] == 0.0
     finally:
         backend.close()
+
+
+def _restarts(url: str) -> dict[str, float]:
+    status, text = _get(f"{url}/metrics")
+    assert status == 200, text
+    prefix = 'minion_worker_restarts_total{reason="'
+    return {
+        line[len(prefix) :].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }

@@ -286,6 +286,9 @@ def test_a_connection_the_server_ended_is_replaced_before_the_next_round(dsn: st
     try:
         pid = backend.scalar("test", "SELECT pg_backend_pid()")
         execute(dsn, "SELECT pg_terminate_backend(%s)", [pid])
+        # pg_terminate_backend only signals the session: wait until it has gone.
+        gone = "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)"
+        wait_until(lambda: execute(dsn, gone, [pid])[0][0], 10, "the session to end")
         assert backend.observe()["recent"] == NO_RECENT
         assert backend.scalar("test", "SELECT pg_backend_pid()") != pid
     finally:

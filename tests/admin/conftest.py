@@ -3,19 +3,15 @@ password, and Werkzeug's test client in front of it."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.test import Client, TestResponse
+from helpers.admin import PASSWORD, SECRET
+from werkzeug.test import Client
 
 from minion_daemon.admin.app import AdminApp
 from minion_daemon.admin.auth import Credentials, hash_password
 from minion_daemon.backend import PgBackend
-
-PASSWORD = "correct horse battery staple"
-SECRET = b"s" * 32
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture(scope="session")
@@ -48,14 +44,3 @@ def signed_in(guarded: Client) -> Client:
     assert response.status_code == 303, response.text
     return guarded
 
-
-def csrf_of(client: Client, path: str = "/jobs") -> str:
-    """The CSRF token a page of ``client``'s session carries in its forms."""
-    page = client.get(path)
-    found = _CSRF.search(page.text)
-    assert found, "the page has a form with a CSRF token"
-    return found[1]
-
-
-def text(response: TestResponse) -> str:
-    return response.get_data(as_text=True)

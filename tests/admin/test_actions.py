@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD, SECRET, csrf_of, text
+from helpers.admin import PASSWORD, SECRET, csrf_of, text
 from werkzeug.test import Client
 
 from minion_daemon.admin.app import AdminApp

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD
+from helpers.admin import PASSWORD
 from helpers.waiting import wait_until
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from conftest import text
+from helpers.admin import text
 from werkzeug.test import Client
 
 from minion_daemon.admin.app import CONTENT_SECURITY_POLICY, AdminApp

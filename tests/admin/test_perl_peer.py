@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, SECRET, csrf_of, text
+from helpers.admin import PASSWORD, SECRET, csrf_of, text
 from helpers.postgres import Server
 from helpers.waiting import wait_until
 from psycopg.conninfo import conninfo_to_dict

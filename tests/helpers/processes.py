@@ -49,3 +49,12 @@ def signal_child(pid: int, of: int, signum: int) -> bool:
     finally:
         os.close(handle)
     return True
+
+
+def gone(pid: int) -> bool:
+    """Whether no process ``pid`` exists any more (a zombie still counts as there)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers.processes import gone
 from helpers.sql import execute
 from helpers.waiting import wait_until
 
@@ -243,14 +244,7 @@ def test_cancelling_an_active_job_stops_its_process_and_records_no_retry(
     found = info(minion, job)
     assert (found["state"], found["result"], found["retries"]) == ("failed", CANCELLED, 0)
 
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    wait_until(gone, 5, "the job's process to end")
+    wait_until(lambda: gone(pid), 5, "the job's process to end")
     assert stays(minion, job, "failed", 1.0)
     assert info(minion, job)["result"] == CANCELLED
 

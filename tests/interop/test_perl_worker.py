@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from helpers.postgres import Server
+from helpers.processes import gone
 from helpers.sql import execute
 from helpers.waiting import wait_until
 from psycopg.conninfo import conninfo_to_dict
@@ -232,14 +233,7 @@ def test_a_perl_worker_obeys_the_cancel_of_its_active_job(
     pid = wait_until(lambda: job_info(minion, job_id)["notes"].get("pid"), 20, "the job's pid")
     assert minion.cancel(job_id) is True
 
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    wait_until(gone, 10, "Perl's worker to stop the job's process")
+    wait_until(lambda: gone(pid), 10, "Perl's worker to stop the job's process")
     after = minion.enqueue("perl_add", [1, 2])
     assert finished(minion, after)["result"]["sum"] == 3  # the worker has reaped the job
     cancelled = job_info(minion, job_id)

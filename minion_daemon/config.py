@@ -20,7 +20,7 @@ from typing import Any, Final
 import yaml
 
 from minion_daemon.errors import MinionError
-from minion_daemon.model import AUTO_MIGRATE_CHOICES, AutoMigrate, auto_migrate_choice
+from minion_daemon.model import AUTO_MIGRATE_CHOICES, AutoMigrate, Mode, auto_migrate_choice
 
 DSN_ENVIRONMENT_VARIABLE: Final = "MINION_DAEMON_DSN"
 
@@ -158,7 +158,7 @@ def listen_address(value: Any) -> str:
 class TaskSettings:
     """How the workers run one task."""
 
-    mode: str = "fork"
+    mode: Mode = Mode.FORK
     timeout: float | None = None
 
 
@@ -169,7 +169,10 @@ def task_settings(value: Any) -> dict[str, TaskSettings]:
     for task, settings in value.items():
         if not isinstance(settings, dict) or set(settings) - {"mode", "timeout"}:
             raise _Invalid(f"{task}: a mapping with mode and/or timeout, got {settings!r}")
-        mode = text("fork", "inline")(settings.get("mode", "fork"))
+        try:
+            mode = Mode.parse(settings.get("mode", Mode.FORK), str(task))
+        except ValueError as error:
+            raise _Invalid(str(error)) from None
         timeout = settings.get("timeout")
         parsed[str(task)] = TaskSettings(
             mode, None if timeout is None else seconds(0.001, 1e7)(timeout)

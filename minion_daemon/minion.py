@@ -279,9 +279,11 @@ class Minion(EventEmitter):
     # Running jobs from the program itself
 
     def worker(self, **status: Any) -> Worker:
-        """A :class:`Worker` for this Minion; emits ``worker``."""
+        """A :class:`Worker` for this Minion with the settings ``status`` names (Perl's keys:
+        ``jobs``, ``queues``, ...; :class:`~minion_daemon.worker.WorkerSettings`); emits
+        ``worker``."""
 
-        worker = Worker(self, status=status)
+        worker = Worker(self, **status)
         self.emit("worker", worker)
         return worker
 
@@ -307,6 +309,7 @@ class Minion(EventEmitter):
                 else:
                     worker.perform(job)
         finally:
+            worker.close()
             worker.unregister()
 
     def enqueued(

@@ -7,8 +7,28 @@ such as ``lax`` and ``paused`` are Python ``bool`` (Perl shows them as 1/0; ``Tr
 
 from __future__ import annotations
 
+import enum
+import signal
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
+
+
+class Mode(enum.StrEnum):
+    """How a worker runs a task's jobs: each in a process of its own (``fork``, the default)
+    or in the worker's own process (``inline``, one after another; batched with
+    ``workers.batch``). A string enum, so config values and ``mode="inline"`` compare equal."""
+
+    FORK = "fork"
+    INLINE = "inline"
+
+    @classmethod
+    def parse(cls, value: object, where: str) -> Mode:
+        """``value`` as a mode; a ``ValueError`` that names ``where`` and the choices."""
+        if isinstance(value, str) and value in cls._value2member_map_:
+            return cls(value)
+        choices = " or ".join(mode.value for mode in cls)
+        raise ValueError(f"{where}: mode must be {choices}, got {value!r}")
+
 
 JobState = Literal["inactive", "active", "failed", "finished"]
 JOB_STATES: tuple[JobState, ...] = ("inactive", "active", "failed", "finished")
@@ -43,6 +63,14 @@ class DequeuedJob(TypedDict):
     queue: str
     #: Seconds from when it became runnable (``delayed``) to this claim.
     latency: float
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What a worker's ``settle_and_claim`` did: the successes it recorded, the jobs it claimed."""
+
+    recorded: frozenset[int]
+    claimed: list[DequeuedJob]
 
 
 class JobInfo(TypedDict):
@@ -262,3 +290,28 @@ class QueueInfo(TypedDict):
     backlog: int
     running: int
     paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExitReason:
+    """How a child ended, in Perl's terms: ``$? >> 8`` and ``$? & 127``."""
+
+    code: int
+    signal: int
+
+    @property
+    def clean(self) -> bool:
+        return self.code == 0 and self.signal == 0
+
+    @property
+    def signal_name(self) -> str | None:
+        """``"SIGKILL"`` and the like, for logs; ``None`` when no signal ended it."""
+        if not self.signal:
+            return None
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return str(self.signal)
+
+    def __str__(self) -> str:
+        return f"exit code: {self.code}, signal: {self.signal}"

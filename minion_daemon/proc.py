@@ -15,40 +15,16 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 import setproctitle
+
+from minion_daemon.model import ExitReason
 
 #: Exit code of a child whose body raised instead of returning one.
 EXIT_CRASHED: Final = 1
 #: What the status of a child that someone else reaped is taken as: unknown, so not success.
 EXIT_UNKNOWN: Final = 255
-
-
-@dataclass(frozen=True, slots=True)
-class ExitReason:
-    """How a child ended, in Perl's terms: ``$? >> 8`` and ``$? & 127``."""
-
-    code: int
-    signal: int
-
-    @property
-    def clean(self) -> bool:
-        return self.code == 0 and self.signal == 0
-
-    @property
-    def signal_name(self) -> str | None:
-        """``"SIGKILL"`` and the like, for logs; ``None`` when no signal ended it."""
-        if not self.signal:
-            return None
-        try:
-            return signal.Signals(self.signal).name
-        except ValueError:
-            return str(self.signal)
-
-    def __str__(self) -> str:
-        return f"exit code: {self.code}, signal: {self.signal}"
 
 
 def decode(status: int) -> ExitReason:
@@ -138,12 +114,20 @@ def _die_with_parent(parent: int, signum: int) -> None:
         os._exit(EXIT_CRASHED)
 
 
-def fork(body: Callable[[], int], *, job: bool) -> int:
+def fork(
+    body: Callable[[], int],
+    *,
+    job: bool,
+    parent_death: int | None = None,
+    ignored: tuple[int, ...] = (),
+) -> int:
     """Fork; return the child's pid in the parent. The child runs ``body`` and exits with its
     return value (:data:`EXIT_CRASHED` if it raised, after printing the traceback).
 
     Job processes get their own process group, so a signal meant for the worker's terminal
-    group (Ctrl-C) leaves them to the worker, and a kill can reach their descendants.
+    group (Ctrl-C) leaves them to the worker, and a kill can reach their descendants. The
+    child gets ``parent_death`` when its parent dies (default: KILL for a job, TERM for
+    others), and ignores the signals ``ignored`` from its first instruction on.
     """
     parent = os.getpid()
     # Held back across the fork until the child has its own dispositions: a signal sent to a
@@ -163,13 +147,17 @@ def fork(body: Callable[[], int], *, job: bool) -> int:
     code = EXIT_CRASHED
     try:
         reset_signals(ignore_user_signals=job)
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.environ.pop("NOTIFY_SOCKET", None)
         random.seed()
         if job:
             os.setpgrp()
         # A job dies at once with its worker; a worker stops gracefully without its supervisor.
-        _die_with_parent(parent, signal.SIGKILL if job else signal.SIGTERM)
+        if parent_death is None:
+            parent_death = signal.SIGKILL if job else signal.SIGTERM
+        _die_with_parent(parent, parent_death)
         code = body()
     except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
         traceback.print_exc()

@@ -12,11 +12,8 @@ which stops the daemon instead of forking forever.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
 import os
-import re
 import select
 import shutil
 import signal
@@ -35,18 +32,16 @@ from minion_daemon.config import Config, ConfigError, load_config
 from minion_daemon.errors import BackendError, DatabaseUnavailableError, MinionError
 from minion_daemon.metrics import enable_multiprocess, forget_process
 from minion_daemon.metrics import make_directory as make_metrics_directory
-from minion_daemon.metrics.families import SupervisorMetrics, WorkerMetrics
+from minion_daemon.metrics.families import SupervisorMetrics
 from minion_daemon.metrics.server import bind, run_metrics_process
 from minion_daemon.minion import Minion
-from minion_daemon.model import ServerConnections
-from minion_daemon.tasks import TaskConflictError, TaskLoadError
-from minion_daemon.tasks.discovery import list_entry_points, load_into
+from minion_daemon.model import ExitReason, ServerConnections
+from minion_daemon.tasks.discovery import list_entry_points
 from minion_daemon.timers import Deadline, Periodic, earliest
+from minion_daemon.worker.process import EXIT_BOOT_ERROR, read_worker_id, run_worker_process
 
 log = logs.get_logger("minion_daemon.supervisor")
 
-#: Exit code of a worker process that cannot boot (tasks fail to load): the daemon halts.
-EXIT_BOOT_ERROR: Final = 3
 #: Exit code of the daemon stopped by a crash loop; systemd's unit does not restart on it.
 EXIT_CRASH_LOOP: Final = 3
 #: Boot failures within CRASH_WINDOW seconds that stop the daemon.
@@ -55,8 +50,6 @@ CRASH_WINDOW: Final = 60.0
 MAX_RESPAWN_DELAY: Final = 30.0
 #: Seconds between the QUIT of a fast stop (or after the graceful timeout) and KILL.
 KILL_AFTER: Final = 10.0
-#: Seconds a job process gets between TERM and KILL when its worker is told to QUIT.
-JOB_KILL_GRACE: Final = 2.0
 #: Bounds of every statement the supervisor runs (its duties: repair, its guard lock, schedule
 #: dispatch): a lock held elsewhere or a slow statement fails the duty, which is logged and
 #: tried again at its next turn, instead of freezing the loop that answers signals, reaps and
@@ -67,8 +60,6 @@ SUPERVISOR_STATEMENT_TIMEOUT: Final = 5.0
 METRICS_RESPAWN_DELAY: Final = 1.0
 #: Seconds between attempts to bury dead workers while the database is unavailable.
 BURY_RETRY: Final = 5.0
-#: What a worker writes on its liveness pipe once registered, between its one-byte pings.
-_WORKER_ID: Final = re.compile(rb"id=([0-9]+)\n")
 
 
 class CrashLoopError(MinionError):
@@ -399,7 +390,7 @@ class Supervisor:
             os.close(worker.liveness)
             self._exited(worker, proc.decode(status))
 
-    def _exited(self, worker: WorkerProcess, reason: proc.ExitReason) -> None:
+    def _exited(self, worker: WorkerProcess, reason: ExitReason) -> None:
         log.info(
             "worker.exited",
             worker_pid=worker.pid,
@@ -484,7 +475,7 @@ class Supervisor:
         self._leave_supervisor()
         return run_metrics_process(self.config, self.dsn, service.directory, listener)
 
-    def _metrics_exited(self, service: MetricsService, reason: proc.ExitReason) -> None:
+    def _metrics_exited(self, service: MetricsService, reason: ExitReason) -> None:
         service.pid = None
         service.respawn_at = time.monotonic() + METRICS_RESPAWN_DELAY
         if self._stopping is None:
@@ -603,7 +594,7 @@ class Supervisor:
         return hurried
 
 
-def _restart_reason(worker: WorkerProcess, reason: proc.ExitReason) -> str:
+def _restart_reason(worker: WorkerProcess, reason: ExitReason) -> str:
     """Why a worker is replaced, for ``minion_worker_restarts_total``: a clean exit of its own
     is a worker told to stop (the ``shutdown`` remote command), which no alert counts."""
     if worker.hung:
@@ -619,79 +610,3 @@ def _prepare_metrics(listen: str) -> MetricsService:
     directory = make_metrics_directory(os.environ.get("RUNTIME_DIRECTORY"))
     enable_multiprocess(directory)
     return MetricsService(listener, directory)
-
-
-def read_worker_id(data: bytes) -> tuple[int | None, bytes]:
-    """The worker id last announced in ``data``, read from a liveness pipe, and the tail of
-    ``data`` that a message cut off by the read may continue in the next.
-
-    Told by the process itself: a row found by (host, pid) could be another's, where a pid was
-    reused or containers on one database share a host name.
-    """
-    found = [int(match[1]) for match in _WORKER_ID.finditer(data)]
-    return (found[-1] if found else None), data[data.rfind(b"\n") + 1 :][-32:]
-
-
-def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
-    """The body of a forked worker process: load tasks, run a Worker, ping the supervisor."""
-    proc.set_title(f"worker {os.getpid()}", "minion-worker")
-    postgres = config.postgres
-    minion = Minion(
-        PgBackend(
-            dsn,
-            min_size=postgres.pool_min_size,
-            max_size=postgres.pool_max_size,
-            application_name=postgres.application_name,
-            connect_timeout=postgres.connect_timeout,
-            max_schema_version=postgres.max_schema_version,
-            auto_migrate="off",
-        )
-    )
-    try:
-        _load_tasks(minion, config)
-    except (TaskLoadError, TaskConflictError) as error:
-        log.error("worker.tasks_failed", error=str(error))
-        return EXIT_BOOT_ERROR
-    workers = config.workers
-    worker = minion.worker(
-        jobs=workers.jobs,
-        spare=workers.spare,
-        spare_min_priority=workers.spare_min_priority,
-        batch=workers.batch,
-        queues=list(workers.queues),
-        limits=dict(workers.limits),
-        dequeue_timeout=workers.dequeue_timeout,
-        heartbeat_interval=workers.heartbeat_interval,
-        command_interval=workers.command_interval,
-        repair_interval=0,
-        dispatch_interval=0,
-    )
-
-    worker.quit_grace = JOB_KILL_GRACE
-    # Several pulses per liveness timeout: one late pulse (a busy machine) must not kill.
-    worker.pulse_interval = min(worker.pulse_interval, workers.liveness_timeout / 4)
-    if config.metrics.enabled:
-        WorkerMetrics().attach(worker)
-    os.set_blocking(liveness, False)  # a supervisor slow to read must never stall the worker
-
-    def ping(_: object) -> None:
-        with contextlib.suppress(BlockingIOError, BrokenPipeError):
-            os.write(liveness, b".")
-
-    def announce(_: object, worker_id: int) -> None:
-        with contextlib.suppress(BlockingIOError, BrokenPipeError):
-            os.write(liveness, b"id=%d\n" % worker_id)
-
-    worker.on("pulse", ping)
-    worker.on("registered", announce)
-    worker.run()
-    minion.close()
-    return 0
-
-
-def _load_tasks(minion: Minion, config: Config) -> None:
-    for module in config.tasks.modules:
-        importlib.import_module(module)
-    load_into(minion.tasks, config.tasks.entry_points)
-    for name, settings in config.workers.tasks.items():
-        minion.tasks.configure(name, mode=settings.mode, timeout=settings.timeout)

@@ -13,7 +13,7 @@ import math
 import os
 import select
 import socket
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal, cast
 
 import psycopg
@@ -38,6 +38,7 @@ from minion_daemon.model import (
     LockList,
     RepairReport,
     Stats,
+    Turn,
     WorkerInfo,
     WorkerList,
 )
@@ -160,49 +161,27 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
 
     # Jobs
 
-    def dequeue(
-        self,
-        worker_id: int,
-        wait: float,
-        options: Options = None,
-        *,
-        wakeup: Collection[int] = (),
-    ) -> DequeuedJob | None:
+    def dequeue(self, worker_id: int, wait: float, options: Options = None) -> DequeuedJob | None:
         """Claim the best runnable job for this worker, waiting up to ``wait`` seconds for one.
 
         Options: ``id``, ``min_priority``, ``queues`` (default ``["default"]``) and ``tasks``
         (default: any task; the Minion facade passes the tasks it has registered). Beyond Perl,
-        the wait also ends, without a second claim, as soon as a file descriptor of ``wakeup``
-        is readable (a worker's signal pipe: a stop, or a job process that ended; a job's
-        output), and queues paused with :meth:`pause_queue` are left out (but for a claim of
-        one given ``id``).
+        queues paused with :meth:`pause_queue` are left out (but for a claim of one given
+        ``id``). A worker's own loop waits itself: :meth:`settle_and_claim` never blocks.
         """
-        jobs = self._dequeue("dequeue", worker_id, wait, options, limit=1, wakeup=wakeup)
+        jobs = self._dequeue("dequeue", worker_id, wait, options, limit=1)
         return jobs[0] if jobs else None
 
     def dequeue_many(
-        self,
-        worker_id: int,
-        wait: float,
-        limit: int,
-        options: Options = None,
-        *,
-        wakeup: Collection[int] = (),
+        self, worker_id: int, wait: float, limit: int, options: Options = None
     ) -> list[DequeuedJob]:
         """:meth:`dequeue` for batched mode: claim up to ``limit`` jobs in one statement, best
         first; an empty list when none came within ``wait``."""
         limit = check_int("dequeue_many: limit", limit, 1, MAX_BATCH)
-        return self._dequeue("dequeue_many", worker_id, wait, options, limit=limit, wakeup=wakeup)
+        return self._dequeue("dequeue_many", worker_id, wait, options, limit=limit)
 
     def _dequeue(
-        self,
-        op: str,
-        worker_id: int,
-        wait: float,
-        options: Options,
-        *,
-        limit: int,
-        wakeup: Collection[int],
+        self, op: str, worker_id: int, wait: float, options: Options, *, limit: int
     ) -> list[DequeuedJob]:
         worker = check_id(f"{op}: worker_id", worker_id)
         seconds, opts = parse_dequeue(op, wait, options)
@@ -214,11 +193,9 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
             "tasks": None if opts.tasks is None else list(opts.tasks),
             "limit": limit,
         }
-        if os.getpid() != self._pid:
-            self.forget_inherited()
         # Listening before the first claim means a job committed between the claim and the
         # wait still wakes us (Perl listens after the claim and can sleep through one).
-        listening = seconds > 0 and self._listen()
+        listener = self.listen() if seconds > 0 else None
         statement = sql.DEQUEUE if limit == 1 else sql.DEQUEUE_MANY
         # A worker claims with the same kind of filters every time, so the claim is prepared:
         # planning it anew cost about as much server time as running it. A claim of one
@@ -230,11 +207,81 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
         jobs = cast("list[DequeuedJob]", self.rows(op, statement, params, prepare=prepare))
         if jobs or seconds <= 0:
             return jobs
-        if self._wait_for_notification(seconds, listening, wakeup):
-            return []
+        select.select([] if listener is None else [listener], [], [], seconds)
+        self.take_notifications()
         if prepare:
             params["queues"] = self._unpaused(queues)
         return cast("list[DequeuedJob]", self.rows(op, statement, params, prepare=prepare))
+
+    def settle_and_claim(
+        self,
+        worker_id: int,
+        limit: int,
+        options: Options = None,
+        *,
+        finished: Sequence[tuple[int, int, Any, int | None]] = (),
+        pids: Sequence[tuple[int, int]] = (),
+    ) -> Turn:
+        """A worker's turn in one statement and one commit, never waiting: record the
+        successes ``finished`` (``(id, retries, result, pid or None)`` each, fenced like
+        :meth:`finish_job`; the pid becomes the ``minion_pid`` note), note the pids of jobs
+        that started (``(id, pid)``), and claim up to ``limit`` jobs (0: none) as
+        :meth:`dequeue_many` would, best first.
+
+        Beyond Perl, which spends a statement on each of these: one round trip per job.
+        """
+        op = "settle_and_claim"
+        worker = check_id(f"{op}: worker_id", worker_id)
+        _, opts = parse_dequeue(op, 0, options)
+        settled = []
+        for job_id, retries, result, pid in finished:
+            checked = _result_params(op, "finished", job_id, retries, result)
+            settled.append(
+                {"id": checked["id"], "retries": checked["retries"], "result": result, "pid": pid}
+            )
+        params = {
+            "worker": worker,
+            "id": opts.id,
+            "min_priority": opts.min_priority,
+            "queues": self._unpaused(opts.queues),
+            "tasks": None if opts.tasks is None else list(opts.tasks),
+            "limit": check_int(f"{op}: limit", limit, 0, MAX_BATCH),
+            "finished": Jsonb(settled),
+            "pids": Jsonb([{"id": job_id, "pid": pid} for job_id, pid in pids]),
+        }
+        rows = self.rows(op, sql.SETTLE_AND_CLAIM, params, prepare=True)
+        claimed = sorted(
+            (row for row in rows if row["task"] is not None),
+            key=lambda row: (-row["priority"], row["id"]),
+        )
+        for row in claimed:
+            del row["priority"]
+        recorded = frozenset(row["id"] for row in rows if row["task"] is None)
+        return Turn(recorded, cast("list[DequeuedJob]", claimed))
+
+    def listen(self) -> int | None:
+        """Make sure the LISTEN connection listens, forgetting what it heard so far, before a
+        claim; its descriptor (:attr:`notification_fd`), or ``None`` when listening failed:
+        then wait a while and claim again (polling)."""
+        if os.getpid() != self._pid:
+            self.forget_inherited()
+        return self.notification_fd if self._listen() else None
+
+    @property
+    def notification_fd(self) -> int | None:
+        """The descriptor that becomes readable when a job may have become runnable."""
+        listener = self._listener
+        return None if listener is None or listener.closed else listener.fileno()
+
+    def take_notifications(self) -> None:
+        """Consume what the LISTEN connection heard, after a wait on :meth:`notification_fd`."""
+        if self._listener is None:
+            return
+        try:
+            self._heard(self._listener)
+        except psycopg.Error as error:
+            log.warning("dequeue.listen_lost", extra={"error": str(error)})
+            self._drop_listener()
 
     def _unpaused(self, queues: Sequence[str]) -> list[str]:
         """``queues`` without the paused ones. The claim SQL stays Minion's: a paused queue is
@@ -276,28 +323,6 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
             self._drop_listener()
             return False
         return True
-
-    def _wait_for_notification(
-        self, seconds: float, listening: bool, wakeup: Collection[int]
-    ) -> bool:
-        """Wait for a notification, a wakeup descriptor or the timeout; true when woken.
-
-        Without a LISTEN connection the wait is a plain timed one, so jobs are still picked up
-        within ``seconds`` while the next dequeue tries to listen again.
-        """
-        watched = list(wakeup)
-        if listening and self._listener is not None:
-            watched.append(self._listener.fileno())
-        readable, _, _ = select.select(watched, [], [], seconds)
-        if set(wakeup).intersection(readable):
-            return True
-        if self._listener is not None and readable:
-            try:
-                self._heard(self._listener)
-            except psycopg.Error as error:
-                log.warning("dequeue.listen_lost", extra={"error": str(error)})
-                self._drop_listener()
-        return False
 
     @property
     def listening(self) -> bool:
@@ -374,18 +399,6 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
         params = _result_params("finish_job", "finished", job_id, retries, result)
         return self.rowcount("finish_job", sql.UPDATE_RESULT, params) > 0
 
-    def finish_jobs(self, results: Sequence[tuple[int, int, Any]]) -> set[int]:
-        """Record several successes, ``(id, retries, result)`` each, in one statement and one
-        commit (batched mode); the ids recorded (a stale holder's are left alone)."""
-        if not results:
-            return set()
-        recorded = []
-        for job_id, retries, result in results:
-            params = _result_params("finish_jobs", "finished", job_id, retries, result)
-            recorded.append({"id": params["id"], "retries": params["retries"], "result": result})
-        rows = self.rows("finish_jobs", sql.FINISH_MANY, {"results": Jsonb(recorded)})
-        return {row["id"] for row in rows}
-
     def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool:
         """Mark an active job failed with ``result``, retrying it after ``backoff`` if attempts
         remain; false if (id, retries) is not active.
@@ -448,15 +461,6 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
             "merge": Jsonb(check_notes("note: merge", merge)),
         }
         return self.rowcount("note", sql.NOTE, params) > 0
-
-    def note_pid(self, job_id: int, pid: int) -> bool:
-        """Note the job process's pid as ``minion_pid``, as Minion 12's worker does after each
-        fork; beyond Perl, the note is not worth a wait for the disk (it is not durable)."""
-        params = {
-            "id": check_id("note_pid: id", job_id),
-            "pid": check_int("note_pid: pid", pid, 1, INT_MAX),
-        }
-        return self.rowcount("note_pid", sql.NOTE_PID, params) > 0
 
     def list_jobs(self, offset: int, limit: int, options: Options = None) -> JobList:
         """A page of jobs, newest first, and the ``total`` matching the filters.

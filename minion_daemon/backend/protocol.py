@@ -7,7 +7,7 @@ psycopg, and lets a type checker hold any future backend to the same contract.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from minion_daemon.model import (
@@ -23,6 +23,7 @@ from minion_daemon.model import (
     ServerConnections,
     Stats,
     TaskOffers,
+    Turn,
     WorkerList,
 )
 from minion_daemon.options import Options
@@ -49,25 +50,29 @@ class Backend(Protocol):
     def receive(self, worker_id: int) -> list[list[Any]]: ...
 
     def dequeue(
-        self,
-        worker_id: int,
-        wait: float,
-        options: Options = None,
-        *,
-        wakeup: Collection[int] = (),
+        self, worker_id: int, wait: float, options: Options = None
     ) -> DequeuedJob | None: ...
 
     def dequeue_many(
+        self, worker_id: int, wait: float, limit: int, options: Options = None
+    ) -> list[DequeuedJob]: ...
+
+    def settle_and_claim(
         self,
         worker_id: int,
-        wait: float,
         limit: int,
         options: Options = None,
         *,
-        wakeup: Collection[int] = (),
-    ) -> list[DequeuedJob]: ...
+        finished: Sequence[tuple[int, int, Any, int | None]] = (),
+        pids: Sequence[tuple[int, int]] = (),
+    ) -> Turn: ...
 
-    def finish_jobs(self, results: Sequence[tuple[int, int, Any]]) -> set[int]: ...
+    def listen(self) -> int | None: ...
+
+    @property
+    def notification_fd(self) -> int | None: ...
+
+    def take_notifications(self) -> None: ...
 
     def forget_inherited(self) -> None: ...
 
@@ -92,8 +97,6 @@ class Backend(Protocol):
     def remove_job(self, job_id: int) -> bool: ...
 
     def note(self, job_id: int, merge: Mapping[str, Any]) -> bool: ...
-
-    def note_pid(self, job_id: int, pid: int) -> bool: ...
 
     def list_jobs(self, offset: int, limit: int, options: Options = None) -> JobList: ...
 

@@ -61,6 +61,37 @@ WHERE id = ANY(ARRAY({_RUNNABLE_CANDIDATES}  LIMIT %(limit)s::int
 SELECT id, args, retries, task, queue, latency FROM claimed ORDER BY priority DESC, id
 """
 
+# A worker's turn in one statement and one commit: record the successes of the jobs that
+# ended (fenced like UPDATE_RESULT, and with the job process's minion_pid note when it was not
+# written yet), write the minion_pid notes of jobs that started (PostgreSQL runs a
+# data-modifying WITH whether or not the query reads it), and claim up to %(limit)s
+# jobs (0: none). The claim sees the statement's snapshot, so a child of a job finished here
+# becomes runnable for the next claim, not this one.
+SETTLE_AND_CLAIM: Final = f"""
+WITH finished AS (
+  UPDATE minion_jobs AS j SET finished = NOW(), result = r.result, state = 'finished',
+    notes = CASE WHEN r.pid IS NULL THEN j.notes
+      ELSE j.notes || JSONB_BUILD_OBJECT('minion_pid', r.pid) END
+  FROM JSONB_TO_RECORDSET(%(finished)s::jsonb) AS r(id bigint, retries int, result jsonb, pid int)
+  WHERE j.id = r.id AND j.retries = r.retries AND j.state = 'active'
+  RETURNING j.id
+), noted AS (
+  UPDATE minion_jobs AS j SET notes = j.notes || JSONB_BUILD_OBJECT('minion_pid', n.pid)
+  FROM JSONB_TO_RECORDSET(%(pids)s::jsonb) AS n(id bigint, pid int)
+  WHERE j.id = n.id
+  RETURNING j.id
+), claimed AS (
+{_CLAIM}
+WHERE id = ANY(ARRAY({_RUNNABLE_CANDIDATES}  LIMIT %(limit)s::int
+  FOR UPDATE SKIP LOCKED
+))
+{_CLAIMED}, priority
+)
+SELECT id, args, retries, task, queue, latency, priority FROM claimed
+UNION ALL
+SELECT id, NULL, NULL, NULL, NULL, NULL, NULL FROM finished
+"""
+
 LISTEN: Final = 'LISTEN "minion.job"'
 
 # The server's connection slots, and those a role without superuser rights cannot take:
@@ -123,14 +154,6 @@ UPDATE_RESULT: Final = """
 UPDATE minion_jobs SET finished = NOW(), result = %(result)s::jsonb, state = %(state)s::minion_state
 WHERE id = %(id)s::bigint AND retries = %(retries)s::int AND state = 'active'
 RETURNING attempts
-"""
-
-# Batched mode's successes, one statement and one commit for many, fenced like UPDATE_RESULT.
-FINISH_MANY: Final = """
-UPDATE minion_jobs AS j SET finished = NOW(), result = r.result, state = 'finished'
-FROM jsonb_to_recordset(%(results)s::jsonb) AS r(id bigint, retries int, result jsonb)
-WHERE j.id = r.id AND j.retries = r.retries AND j.state = 'active'
-RETURNING j.id
 """
 
 # history: per point of the 24, the jobs that ended in its clock hour (the session time zone's,
@@ -263,18 +286,6 @@ LOCK: Final = "SELECT minion_lock(%(name)s::text, %(duration)s::int, %(limit)s::
 NOTE: Final = """
 UPDATE minion_jobs SET notes = JSONB_STRIP_NULLS(notes || %(merge)s::jsonb)
 WHERE id = %(id)s::bigint
-"""
-
-# NOTE for the worker's minion_pid note after each fork. The pid is for people and admin tools
-# only, and a server crash that lost it would not touch the job, so its transaction commits
-# without waiting for the WAL flush: set_config(..., true) lasts as long as the statement's own
-# transaction. That took the note from 450-720 us to 150-220 us on this project's 2-core test
-# machine.
-NOTE_PID: Final = """
-WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
-UPDATE minion_jobs
-SET notes = JSONB_STRIP_NULLS(notes || JSONB_BUILD_OBJECT('minion_pid', %(pid)s::int))
-WHERE id = %(id)s::bigint AND EXISTS (SELECT FROM relaxed)
 """
 
 RECEIVE: Final = """

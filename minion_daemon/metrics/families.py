@@ -13,6 +13,7 @@ from minion_daemon import __version__
 if TYPE_CHECKING:
     from minion_daemon.job import Job
     from minion_daemon.model import RepairReport
+    from minion_daemon.runners import Ended
     from minion_daemon.worker import Worker
 
 #: Run times from a no-op (milliseconds) to long batch jobs (an hour).
@@ -26,11 +27,12 @@ LATENCY_BUCKETS: Final = (
 JOB_LABELS: Final = ("task", "queue")
 
 
-def job_outcome(job: Job) -> str:
+def job_outcome(ended: Ended) -> str:
     """How a job's run ended, for ``minion_jobs_processed_total``'s ``outcome``."""
-    if job.timed_out_after is not None:
+    job, ending = ended.job, ended.ending
+    if ending.timed_out_after is not None:
         return "timed_out"
-    reason = job.exit_reason
+    reason = ending.exit
     if reason is not None and not reason.clean and job.outcome != "finished":
         return "killed"
     return job.outcome or "superseded"
@@ -74,7 +76,7 @@ class WorkerMetrics:
 
     def attach(self, worker: Worker) -> None:
         """Count what ``worker`` does from now on."""
-        worker.on("dequeue", self._started)
+        worker.on("launch", self._started)
         worker.on("done", self._ended)
         worker.on("outage", lambda *_: self.dequeue_errors.inc())
         worker.on("recovered", lambda *_: self.reconnects.inc())
@@ -86,11 +88,11 @@ class WorkerMetrics:
         if job.latency is not None:
             self.latency.labels(*labels).observe(job.latency)
 
-    def _ended(self, _: Worker, job: Job, duration: float) -> None:
-        labels = _labels(job)
+    def _ended(self, _: Worker, ended: Ended) -> None:
+        labels = _labels(ended.job)
         self.running.labels(*labels).dec()
-        self.duration.labels(*labels).observe(duration)
-        self.processed.labels(*labels, job_outcome(job)).inc()
+        self.duration.labels(*labels).observe(ended.duration)
+        self.processed.labels(*labels, job_outcome(ended)).inc()
 
     def _turned(self, worker: Worker) -> None:
         self.listening.set(1 if worker.minion.backend.listening else 0)

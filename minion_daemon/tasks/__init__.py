@@ -15,9 +15,8 @@ from typing import Any, Final, TypeVar
 
 from minion_daemon.errors import MinionError
 from minion_daemon.job import Job
+from minion_daemon.model import Mode
 from minion_daemon.options import check_text
-
-MODES: Final = ("fork", "inline")
 
 #: The decorated function keeps its own type, so callers under mypy lose nothing.
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +37,7 @@ class TaskSpec:
     name: str
     target: Callable[..., Any] | type
     source: str
-    mode: str = "fork"
+    mode: Mode = Mode.FORK
     timeout: float | None = None
 
     def __post_init__(self) -> None:
@@ -49,8 +48,7 @@ class TaskSpec:
             raise TypeError(
                 f"task {self.name!r} must be a function or a Job subclass, got {self.target!r}"
             )
-        if self.mode not in MODES:
-            raise ValueError(f"task {self.name!r}: mode must be fork or inline, got {self.mode!r}")
+        Mode.parse(self.mode, f"task {self.name!r}")
         if self.timeout is not None and (
             isinstance(self.timeout, bool)
             or not isinstance(self.timeout, int | float)
@@ -85,6 +83,9 @@ class TaskRegistry:
     def names(self) -> frozenset[str]:
         return frozenset(self._specs)
 
+    def specs(self) -> list[TaskSpec]:
+        return list(self._specs.values())
+
     def ordered_names(self) -> tuple[str, ...]:
         """The registered names, sorted."""
         if self._ordered is None:
@@ -97,11 +98,11 @@ class TaskRegistry:
         target: Callable[..., Any] | type,
         *,
         source: str,
-        mode: str = "fork",
+        mode: Mode | str = Mode.FORK,
         timeout: float | None = None,
     ) -> None:
         """Register one task; raises :class:`TaskConflictError` if the name is taken."""
-        self.add_many([TaskSpec(name, target, source, mode, timeout)])
+        self.add_many([TaskSpec(name, target, source, Mode.parse(mode, f"task {name!r}"), timeout)])
 
     def add_many(self, specs: Iterable[TaskSpec]) -> None:
         """Register every spec, or none when any of them conflicts."""
@@ -114,7 +115,7 @@ class TaskRegistry:
         self._specs.update(batch)
         self._ordered = None
 
-    def configure(self, name: str, *, mode: str, timeout: float | None) -> bool:
+    def configure(self, name: str, *, mode: Mode, timeout: float | None) -> bool:
         """Change how a registered task runs (the config's per-task settings); false if the
         task is not registered."""
         spec = self._specs.get(name)
@@ -124,7 +125,7 @@ class TaskRegistry:
         return True
 
     def task(
-        self, name: str | None = None, *, mode: str = "fork", timeout: float | None = None
+        self, name: str | None = None, *, mode: Mode | str = Mode.FORK, timeout: float | None = None
     ) -> Callable[[F], F]:
         """Decorator registering a function under ``name`` (default: its own name).
 

@@ -15,6 +15,7 @@ import pytest
 
 from minion_daemon import Job, Minion, logs
 from minion_daemon.backend import PgBackend
+from minion_daemon.runners import Ended
 
 
 @pytest.fixture
@@ -94,8 +95,8 @@ def test_a_batch_logs_one_line_and_its_successes_only_at_debug(
     worker = minion.worker(batch=5, dequeue_timeout=0.2, repair_interval=0)
     ended: list[int] = []
 
-    def done(worker: Any, job: Job, seconds: float) -> None:
-        ended.append(job.id)
+    def done(worker: Any, finished: Ended) -> None:
+        ended.append(finished.job.id)
         if len(ended) == 13:
             os.kill(os.getpid(), signal.SIGTERM)
 

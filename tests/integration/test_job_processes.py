@@ -21,6 +21,7 @@ from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
 from minion_daemon.job import Job
 from minion_daemon.minion import ForegroundError
+from minion_daemon.worker import Worker
 
 
 @pytest.fixture
@@ -34,12 +35,47 @@ def _add(job: Job, first: int, second: int) -> None:
     job.finish({"added": first + second})
 
 
-def _dequeue_one(minion: Minion, **options: Any) -> Job:
+#: The worker that claimed each job, which runs it.
+_WORKERS: dict[int, Worker] = {}
+
+
+def _dequeue_one(
+    minion: Minion, *, listeners: dict[str, Any] | None = None, **options: Any
+) -> Job:
+    """Claim one job. ``listeners`` are attached to it the way that reaches its job process
+    (``worker.on("dequeue", ...)`` before the worker starts its fork server)."""
     worker = minion.worker()
+    for event, listener in (listeners or {}).items():
+        worker.on("dequeue", lambda _, job, event=event, listener=listener: job.on(event, listener))
     worker.register()
     job = worker.dequeue(0, **options)
     assert job is not None
+    _WORKERS[job.id] = worker
     return job
+
+
+def _perform(job: Job) -> Job:
+    """Run the job in a process of its own, to its end, and record its outcome."""
+    worker = _WORKERS.pop(job.id)
+    try:
+        worker.perform(job)
+    finally:
+        worker.close()
+    return job
+
+
+def _start(job: Job) -> Job:
+    _WORKERS[job.id].launch(job)
+    return job
+
+
+def _ended(job: Job) -> bool:
+    worker = _WORKERS[job.id]
+    worker.settle()
+    if job.id in worker.running:
+        return False
+    worker.close()
+    return True
 
 
 def _state(minion: Minion, job_id: int) -> tuple[str, Any]:
@@ -52,7 +88,7 @@ def test_56_perform_runs_the_task_in_another_process(minion: Minion) -> None:
     minion.add_task("add", _add)
     job_id = minion.enqueue("add", [2, 2])
     job = _dequeue_one(minion)
-    job.perform()
+    _perform(job)
     assert _state(minion, job_id) == ("finished", {"added": 4})
     assert minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]["finished"] is not None
     assert minion.backend.list_workers(0, 10)["workers"][0]["jobs"] == []
@@ -74,13 +110,13 @@ def test_73_finished_is_emitted_once_by_the_process_that_finished(minion: Minion
     job = _dequeue_one(minion)
     finished: list[Any] = []
     job.on("finished", lambda _, result: finished.append(result))
-    job.perform()
+    _perform(job)
     assert finished == [], "the child finished it; the parent's finish() was a no-op"
     nothing = minion.enqueue("add_nothing")
     minion.add_task("add_nothing", lambda job: None)
     job = _dequeue_one(minion, id=nothing)
     job.on("finished", lambda _, result: finished.append(result))
-    job.perform()
+    _perform(job)
     assert finished == [None]
 
 
@@ -91,7 +127,7 @@ def test_74_spawn_and_reap_carry_the_job_pid(minion: Minion) -> None:
     pids: dict[str, int] = {}
     job.on("spawn", lambda _, pid: pids.setdefault("spawn", pid))
     job.on("reap", lambda _, pid: pids.setdefault("reap", pid))
-    job.perform()
+    _perform(job)
     assert pids["spawn"] == pids["reap"] != os.getpid()
 
 
@@ -114,19 +150,22 @@ def test_76_a_start_listener_in_the_child_may_change_task_and_args(minion: Minio
     def switch(job: Job) -> None:
         job.task, job.args = "add", [5, 4]
 
-    job = _dequeue_one(minion)
-    job.on("start", switch)
-    job.perform()
+    job = _dequeue_one(minion, listeners={"start": switch})
+    _perform(job)
     assert _state(minion, job_id) == ("finished", {"added": 9})
 
 
 def test_77_finish_and_cleanup_run_in_the_child(minion: Minion) -> None:
     minion.add_task("add", _add)
     job_id = minion.enqueue("add", [1, 1], notes={"before": 23})
-    job = _dequeue_one(minion)
-    job.on("finish", lambda j: j.note(finish_pid=os.getpid()))
-    job.on("cleanup", lambda j: j.note(cleanup_pid=os.getpid()))
-    job.perform()
+    job = _dequeue_one(
+        minion,
+        listeners={
+            "finish": lambda j: j.note(finish_pid=os.getpid()),
+            "cleanup": lambda j: j.note(cleanup_pid=os.getpid()),
+        },
+    )
+    _perform(job)
     notes = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]["notes"]
     assert notes["before"] == 23
     assert notes["finish_pid"] == notes["cleanup_pid"] == notes["minion_pid"] != os.getpid()
@@ -148,7 +187,7 @@ def _raises(job: Job) -> None:
 def test_80_an_exception_stores_message_then_traceback(minion: Minion) -> None:
     minion.add_task("raises", _raises)
     job_id = minion.enqueue("raises")
-    _dequeue_one(minion).perform()
+    _perform(_dequeue_one(minion))
     state, result = _state(minion, job_id)
     assert state == "failed"
     assert result.startswith("RuntimeError: Intentional failure!\n\nTraceback (most recent call")
@@ -179,7 +218,7 @@ def test_81_abnormal_exits_fail_with_code_and_signal(
 ) -> None:
     minion.add_task("dies", task)
     job_id = minion.enqueue("dies")
-    _dequeue_one(minion).perform()
+    _perform(_dequeue_one(minion))
     assert _state(minion, job_id) == ("failed", expected)
 
 
@@ -190,18 +229,18 @@ def _sleeps(job: Job, seconds: float) -> None:
 def test_82_stop_kills_usr_signals_are_ignored_int_kills(minion: Minion) -> None:
     minion.add_task("sleeps", _sleeps)
     first = minion.enqueue("sleeps", [60])
-    job = _dequeue_one(minion).start()
+    job = _start(_dequeue_one(minion))
     for signum in (signal.SIGUSR1, signal.SIGUSR2):
-        job.kill(signum)
+        assert _WORKERS[job.id].signal_job(job.id, signum)
     time.sleep(0.3)
-    assert not job.is_finished(), "USR1 and USR2 are ignored by default"
-    job.stop()
+    assert not _ended(job), "USR1 and USR2 are ignored by default"
+    _WORKERS[job.id].signal_job(job.id, signal.SIGKILL)
     _wait_finished(job)
     killed = "Job terminated unexpectedly (exit code: 0, signal: 9)"
     assert _state(minion, first) == ("failed", killed)
     second = minion.enqueue("sleeps", [60])
-    job = _dequeue_one(minion).start()
-    job.kill("INT")
+    job = _start(_dequeue_one(minion))
+    _WORKERS[job.id].signal_job(job.id, signal.SIGINT)
     _wait_finished(job)
     interrupted = "Job terminated unexpectedly (exit code: 0, signal: 2)"
     assert _state(minion, second) == ("failed", interrupted)
@@ -209,7 +248,7 @@ def test_82_stop_kills_usr_signals_are_ignored_int_kills(minion: Minion) -> None
 
 def _wait_finished(job: Job, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not job.is_finished():
+    while not _ended(job):
         assert time.monotonic() < deadline, "job process did not end"
         time.sleep(0.05)
 
@@ -219,10 +258,16 @@ def test_83_concurrent_jobs_are_all_reaped_and_none_result_is_null(minion: Minio
     ids = [minion.enqueue("quiet") for _ in range(4)]
     worker = minion.worker()
     worker.register()
-    jobs = [worker.dequeue(0) for _ in ids]
-    started = [job.start() for job in jobs if job is not None]
-    for job in started:
-        _wait_finished(job)
+    for _ in ids:
+        job = worker.dequeue(0)
+        assert job is not None
+        worker.launch(job)
+    deadline = time.monotonic() + 30
+    while worker.running:
+        assert time.monotonic() < deadline, "job processes did not end"
+        time.sleep(0.05)
+        worker.settle()
+    worker.close()
     assert [_state(minion, job_id) for job_id in ids] == [("finished", None)] * 4
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
@@ -232,7 +277,7 @@ def test_84_minion_pid_note_is_the_job_process(minion: Minion) -> None:
     minion.add_task("add", _add)
     job_id = minion.enqueue("add", [1, 2])
     job = _dequeue_one(minion)
-    job.perform()
+    _perform(job)
     notes = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"][0]["notes"]
     assert notes["minion_pid"] == job.pid != os.getpid()
 
@@ -476,7 +521,7 @@ def test_a_returned_result_is_recorded_whatever_its_size(minion: Minion, size: i
     job = _dequeue_one(minion)
     finished: list[Any] = []
     job.on("finished", lambda _, result: finished.append(result))
-    job.perform()
+    _perform(job)
     state, result = _state(minion, job_id)
     assert (state, result["pid"], len(result["padding"])) == ("finished", job.pid, size)
     assert job.outcome == "finished"
@@ -501,7 +546,7 @@ def test_an_error_is_recorded_whatever_its_size(minion: Minion, task: Any, start
     minion.add_task("raises", task)
     job_id = minion.enqueue("raises")
     job = _dequeue_one(minion)
-    job.perform()
+    _perform(job)
     state, result = _state(minion, job_id)
     assert (state, result.startswith(start), job.outcome) == ("failed", True, "failed")
 
@@ -509,7 +554,7 @@ def test_an_error_is_recorded_whatever_its_size(minion: Minion, task: Any, start
 def test_a_result_that_cannot_be_stored_fails_the_job_with_the_reason(minion: Minion) -> None:
     minion.add_task("nan", lambda job: float("nan"))
     job_id = minion.enqueue("nan")
-    _dequeue_one(minion).perform()
+    _perform(_dequeue_one(minion))
     assert _state(minion, job_id) == (
         "failed",
         "Result cannot be stored as JSON: result holds nan, which JSON cannot represent",

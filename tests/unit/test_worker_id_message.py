@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minion_daemon.supervisor import read_worker_id
+from minion_daemon.worker.process import read_worker_id
 
 
 def test_an_id_between_pings_is_found() -> None:

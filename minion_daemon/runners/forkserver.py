@@ -1,0 +1,363 @@
+"""The fork server: the small single-threaded process a worker's job processes fork from.
+
+A worker starts it when it starts working, before its pool, its threads or any database
+connection exist, so that no process that runs threads ever forks a job (a fork copies one
+thread and whatever locks the others held). It has the tasks and nothing of the worker's
+running state; it freezes its heap (``gc.freeze()``) so that a job process's collections do
+not write to pages shared with it; it forks each job, reaps it, and tells the worker.
+
+The death chain: the fork server dies with its worker (kill -9 included), and a job process
+with its fork server, each by the kernel's parent-death signal; a worker whose fork server is
+gone fails its fork-mode jobs as killed and stops (the supervisor starts another).
+
+The protocol, over a stream socketpair: each message is a 4-byte length and a JSON array.
+Worker to server: ``["launch", id, retries, task, queue, args]`` and ``["signal", id,
+signum]``. Server to worker: ``["started", id, pid]`` carrying two descriptors (the job's
+output pipe and its handover pipe, both read ends) and ``["ended", id, wait_status]``, which
+always follows the job's ``started``.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+from minion_daemon import logs, proc
+from minion_daemon.errors import DatabaseUnavailableError
+from minion_daemon.options import check_json
+from minion_daemon.output import pipe, send_to
+
+if TYPE_CHECKING:
+    from minion_daemon.job import Job
+    from minion_daemon.minion import Minion
+
+#: How long a job process keeps trying to record its outcome while the database is away.
+RECORD_PATIENCE: Final = 120.0
+#: Longest failure summary a job process sends its worker (the job's result holds it all).
+SUMMARY_BYTES: Final = 1000
+#: The largest message a job process hands its worker: within the 64 KiB a Linux pipe holds,
+#: so the one write into the fresh pipe never blocks, whenever the worker gets to read it.
+HANDOVER_BYTES: Final = 60_000
+#: Signals a fork server leaves to its worker: a terminal's Ctrl-C or a kill of the worker's
+#: process group must not take the job processes from a worker that finishes them first.
+_LEFT_TO_THE_WORKER: Final = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+)
+_HEADER: Final = struct.Struct("!I")
+_RECEIVE_BYTES: Final = 1 << 16
+#: Room for the descriptors of one message: a stream socket's read stops at a message that
+#: carries descriptors, so one read never brings more than one message's two.
+_ANCILLARY_BYTES: Final = socket.CMSG_SPACE(2 * array.array("i").itemsize)
+
+log = logs.get_logger("minion_daemon.forkserver")
+
+
+def frame(message: list[Any]) -> bytes:
+    """One message as it travels: its length, then its JSON."""
+    payload = json.dumps(message, separators=(",", ":")).encode()
+    return _HEADER.pack(len(payload)) + payload
+
+
+class Inbox:
+    """The messages in a byte stream, complete ones only, and the descriptors that came."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        #: Descriptors received, in the order they came (each ``started`` brings two).
+        self.fds: deque[int] = deque()
+
+    def feed(self, data: bytes) -> Iterator[list[Any]]:
+        self._buffer += data
+        while len(self._buffer) >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(self._buffer)
+            end = _HEADER.size + length
+            if len(self._buffer) < end:
+                return
+            message = json.loads(self._buffer[_HEADER.size : end])
+            del self._buffer[:end]
+            yield message
+
+
+class ForkServer:
+    """The worker's end of its fork server."""
+
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self.channel = channel
+        self._inbox = Inbox()
+
+    @classmethod
+    def start(cls, minion: Minion, announce: Callable[[Job], None]) -> ForkServer:
+        """Fork the server; ``announce(job)`` runs there for each job before its fork (the
+        worker's ``dequeue`` listeners)."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        parent = os.getpid()
+        try:
+            pid = proc.fork(
+                lambda: _serve(theirs, mine, minion, announce, parent),
+                job=False,
+                parent_death=signal.SIGKILL,
+                ignored=_LEFT_TO_THE_WORKER,
+            )
+        finally:
+            theirs.close()
+        return cls(pid, mine)
+
+    def fileno(self) -> int:
+        return self.channel.fileno()
+
+    def launch(self, job: Job) -> None:
+        message = ["launch", job.id, job.retries, job.task, job.queue, job.args]
+        self.channel.sendall(frame(message))
+
+    def signal(self, job_id: int, signum: int) -> None:
+        self.channel.sendall(frame(["signal", job_id, signum]))
+
+    def receive(self) -> list[list[Any]] | None:
+        """The messages that arrived (never waits); ``None`` once the server is gone."""
+        messages: list[list[Any]] = []
+        while True:
+            try:
+                # Not socket.recv_fds: Python 3.11's ignores its flags, and would block.
+                data, ancillary, _, _ = self.channel.recvmsg(
+                    _RECEIVE_BYTES, _ANCILLARY_BYTES, socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return messages
+            except ConnectionResetError:
+                data, ancillary = b"", []
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds = array.array("i")
+                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+                    self._inbox.fds.extend(fds)
+            if not data:
+                return messages or None
+            messages.extend(self._inbox.feed(data))
+
+    def take_fds(self) -> tuple[int, int]:
+        """The two descriptors of the ``started`` message just read."""
+        return self._inbox.fds.popleft(), self._inbox.fds.popleft()
+
+    def close(self) -> None:
+        """Close the channel: the server kills what still runs, reaps it and exits."""
+        self.channel.close()
+        proc.reap(self.pid, block=True)
+
+
+# The server process
+
+
+def _serve(
+    channel: socket.socket,
+    workers_end: socket.socket,
+    minion: Minion,
+    announce: Callable[[Job], None],
+    worker: int,
+) -> int:
+    workers_end.close()
+    proc.set_title(f"fork server of worker {worker}", "minion-forksrv")
+    minion.backend.forget_inherited()
+    wake_read, wake_write = os.pipe()
+    for end in (wake_read, wake_write):
+        os.set_blocking(end, False)
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    # Everything alive now lives as long as the server: the collector need not walk it again,
+    # and a job process's collections then leave those pages shared.
+    gc.freeze()
+    server = _Server(channel, minion, announce, (wake_read, wake_write))
+    return server.run()
+
+
+class _Server:
+    def __init__(
+        self,
+        channel: socket.socket,
+        minion: Minion,
+        announce: Callable[[Job], None],
+        wakeup: tuple[int, int],
+    ) -> None:
+        self.channel = channel
+        self.minion = minion
+        self.announce = announce
+        self.wakeup = wakeup
+        self.children: dict[int, int] = {}
+        self.pids: dict[int, int] = {}
+        self.inbox = Inbox()
+
+    def run(self) -> int:
+        while True:
+            readable, _, _ = select.select([self.channel.fileno(), self.wakeup[0]], [], [])
+            proc.drain(self.wakeup[0])
+            self._reap()
+            if self.channel.fileno() in readable and not self._receive():
+                break
+        for pid in self.children:
+            proc.kill_group(pid, signal.SIGKILL)
+        while self.children:
+            with contextlib.suppress(ChildProcessError):
+                pid, _ = os.waitpid(-1, 0)
+                self.children.pop(pid, None)
+                continue
+            break
+        return 0
+
+    def _receive(self) -> bool:
+        while True:
+            try:
+                data = self.channel.recv(_RECEIVE_BYTES, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return True
+            except ConnectionResetError:
+                return False
+            if not data:
+                return False  # the worker closed its end, or died
+            for message in self.inbox.feed(data):
+                if message[0] == "launch":
+                    self._launch(*message[1:])
+                elif message[0] == "signal":
+                    self._signal(*message[1:])
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            job_id = self.children.pop(pid, None)
+            if job_id is not None:
+                self.pids.pop(job_id, None)
+                self.channel.sendall(frame(["ended", job_id, status]))
+
+    def _signal(self, job_id: int, signum: int) -> None:
+        pid = self.pids.get(job_id)
+        if pid is None:
+            return
+        # A signal that ends the job reaches its whole process group, so whatever the task
+        # started ends with it. USR1 and USR2 are messages to the task, which handles them;
+        # by their default action they would kill the task's children.
+        if signum in (signal.SIGUSR1, signal.SIGUSR2):
+            proc.kill(pid, signum)
+        else:
+            proc.kill_group(pid, signum)
+
+    def _launch(self, job_id: int, retries: int, task: str, queue: str, args: list[Any]) -> None:
+        job = self.minion.class_for_task(task)(
+            self.minion, job_id, args, retries, task, queue=queue
+        )
+        self.announce(job)
+        handover_read, handover_write = os.pipe()
+        output_read, output_write = pipe()
+        mine = (handover_read, output_read, self.wakeup[0], self.wakeup[1])
+        fields = {"job_id": job_id, "task": task, "queue": queue, "retries": retries}
+        try:
+            # Bound around the fork, so the job process inherits the fields: a task's own log
+            # lines name its job.
+            with logs.bound(**fields):
+                pid = proc.fork(
+                    lambda: _job_process(job, self.channel, mine, handover_write, output_write),
+                    job=True,
+                )
+        finally:
+            os.close(handover_write)
+            os.close(output_write)
+        self.children[pid] = job_id
+        self.pids[job_id] = pid
+        try:
+            socket.send_fds(
+                self.channel, [frame(["started", job_id, pid])], [output_read, handover_read]
+            )
+        finally:
+            os.close(output_read)
+            os.close(handover_read)
+
+
+# The job process
+
+
+def _job_process(
+    job: Job, channel: socket.socket, inherited: tuple[int, ...], handover: int, output: int
+) -> int:
+    channel.close()
+    for fd in inherited:
+        os.close(fd)
+    send_to(output)
+    proc.set_title(f"job {job.id} {job.task}", "minion-job")
+    job.pid = os.getpid()
+    try:
+        error = job.execute()
+    except SystemExit as leaving:
+        # A task that calls sys.exit(n) means exit code n, as exit(n) does in Perl.
+        return leaving.code if isinstance(leaving.code, int) else proc.EXIT_CRASHED
+    message = _handover(job, error)
+    if message is None:
+        _record_patiently(job, error)
+        if job.outcome is not None:
+            message = f"{job.outcome}\n{job.failure or ''}".encode(errors="replace")
+            message = message[:SUMMARY_BYTES]
+    if message:
+        with contextlib.suppress(OSError):  # a worker gone cannot listen anyway
+            os.write(handover, message)
+    job.emit("cleanup")
+    return 0
+
+
+def _handover(job: Job, error: str | None) -> bytes | None:
+    """The message that lets the worker record this job; ``None`` when the job process must
+    record it itself (the task already did, or the value does not fit the pipe or cannot be
+    stored, which recording then reports as it always does). Empty for a task that returned
+    nothing: the worker's finish after the clean exit records the null result, as in Perl."""
+    if job.outcome is not None:
+        return None
+    if error is None and job.result is None:
+        return b""
+    kind, value = ("error", error) if error is not None else ("result", job.result)
+    try:
+        check_json(f"job {job.id}: {kind}", value)
+        message = f"{kind}\n{json.dumps(value)}".encode()
+    except (TypeError, ValueError):
+        return None
+    return message if len(message) <= HANDOVER_BYTES else None
+
+
+def _record_patiently(job: Job, error: str | None) -> None:
+    """Record the outcome, waiting out a database outage of up to :data:`RECORD_PATIENCE`.
+
+    The work is done; giving up at once would turn a brief outage into a failure and a second
+    run of the task.
+    """
+    deadline = time.monotonic() + RECORD_PATIENCE
+    pause = 0.5
+    while True:
+        try:
+            if error is not None:
+                job.fail(error)
+            elif job.outcome is None:
+                job.finish(job.result)
+        except DatabaseUnavailableError:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+        else:
+            return

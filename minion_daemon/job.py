@@ -109,6 +109,10 @@ class Job(EventEmitter):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.task!r} retries={self.retries}>"
 
+    def log_fields(self) -> dict[str, Any]:
+        """What names this job in log lines."""
+        return {"job_id": self.id, "task": self.task, "queue": self.queue, "retries": self.retries}
+
     @property
     def store(self) -> JobStore:
         return self.minion.backend

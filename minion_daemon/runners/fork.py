@@ -126,7 +126,8 @@ class ForkRunner:
         output, handover = self._server.take_fds()
         running = self._running[job_id]
         os.set_blocking(handover, False)
-        running.output = JobOutput(output)
+        with logs.bound(**running.job.log_fields()):  # the fields of its output's log lines
+            running.output = JobOutput(output)
         running.handover = handover
         running.job.pid = pid
         self._spawned.append((job_id, pid))

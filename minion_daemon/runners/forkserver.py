@@ -11,7 +11,7 @@ with its fork server, each by the kernel's parent-death signal; a worker whose f
 gone fails its fork-mode jobs as killed and stops (the supervisor starts another).
 
 The protocol, over a stream socketpair: each message is a 4-byte length and a JSON array.
-Worker to server: ``["launch", id, retries, task, queue, args]`` and ``["signal", id,
+Worker to server: ``["launch", id, retries, task, queue, args, log_fields]`` and ``["signal", id,
 signum]``. Server to worker: ``["started", id, pid]`` carrying two descriptors (the job's
 output pipe and its handover pipe, both read ends) and ``["ended", id, wait_status]``, which
 always follows the job's ``started``.
@@ -124,7 +124,9 @@ class ForkServer:
         return self.channel.fileno()
 
     def launch(self, job: Job) -> None:
-        message = ["launch", job.id, job.retries, job.task, job.queue, job.args]
+        # The worker's log fields (its id, ...) travel along: the job process logs with them.
+        fields = logs.current_fields()
+        message = ["launch", job.id, job.retries, job.task, job.queue, job.args, fields]
         self.channel.sendall(frame(message))
 
     def signal(self, job_id: int, signum: int) -> None:
@@ -261,7 +263,15 @@ class _Server:
         else:
             proc.kill_group(pid, signum)
 
-    def _launch(self, job_id: int, retries: int, task: str, queue: str, args: list[Any]) -> None:
+    def _launch(
+        self,
+        job_id: int,
+        retries: int,
+        task: str,
+        queue: str,
+        args: list[Any],
+        fields: dict[str, Any],
+    ) -> None:
         job = self.minion.class_for_task(task)(
             self.minion, job_id, args, retries, task, queue=queue
         )
@@ -269,11 +279,10 @@ class _Server:
         handover_read, handover_write = os.pipe()
         output_read, output_write = pipe()
         mine = (handover_read, output_read, self.wakeup[0], self.wakeup[1])
-        fields = {"job_id": job_id, "task": task, "queue": queue, "retries": retries}
         try:
             # Bound around the fork, so the job process inherits the fields: a task's own log
             # lines name its job.
-            with logs.bound(**fields):
+            with logs.bound(**{**fields, **job.log_fields()}):
                 pid = proc.fork(
                     lambda: _job_process(job, self.channel, mine, handover_write, output_write),
                     job=True,

@@ -53,9 +53,8 @@ class InlineRunner:
         """Run ``job`` here under its task's timeout."""
         spec = job.minion.tasks.get(job.task)
         timeout = None if spec is None else spec.timeout
-        fields = {"job_id": job.id, "task": job.task, "queue": job.queue, "retries": job.retries}
         started = time.monotonic()
-        with logs.bound(**fields):
+        with logs.bound(**job.log_fields()):
             log.debug("job.started", mode=mode, latency=job.latency)
             # The pulse raises at most once per deadline (it clears the deadline first), and
             # only inside the outer try: a pulse between the task's return and the inner

@@ -488,13 +488,7 @@ class Worker(EventEmitter):
         job = ended.job
         self.running.pop(job.id, None)
         self.status["performed"] += 1
-        fields = {
-            "job_id": job.id,
-            "task": job.task,
-            "queue": job.queue,
-            "retries": job.retries,
-            "duration": round(ended.duration, 6),
-        }
+        fields = {**job.log_fields(), "duration": round(ended.duration, 6)}
         reason = ended.ending.exit
         if reason is not None and not reason.clean:
             fields.update(exit_code=reason.code, signal=reason.signal_name)

@@ -47,14 +47,32 @@ def test_every_backend_session_runs_without_jit(dsn: str, pooled: bool) -> None:
         backend.close()
 
 
-def test_the_pid_note_merges_into_the_notes_and_checks_its_arguments(backend: PgBackend) -> None:
-    job_id = backend.enqueue("noop", [], {"notes": {"kept": [1, 2]}})
-    assert backend.note_pid(job_id, 4242)
-    [job] = backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"]
-    assert job["notes"] == {"kept": [1, 2], "minion_pid": 4242}
-    assert not backend.note_pid(job_id + 1000, 4242), "no such job"
-    with pytest.raises(ValueError, match="note_pid: pid"):
-        backend.note_pid(job_id, 0)
+def test_one_statement_records_successes_notes_pids_and_claims(backend: PgBackend) -> None:
+    noop = {"tasks": ["noop"]}
+    first = backend.enqueue("noop", [], {"notes": {"kept": [1, 2]}})
+    second = backend.enqueue("noop")
+    worker = backend.register_worker()
+    turn = backend.settle_and_claim(worker, 2, noop)
+    assert (turn.recorded, [job["id"] for job in turn.claimed]) == (frozenset(), [first, second])
+    later = backend.enqueue("noop")
+    urgent = backend.enqueue("noop", [], {"priority": 3})
+    turn = backend.settle_and_claim(
+        worker,
+        1,
+        noop,
+        finished=[(first, 0, {"r": 1}, 4242), (second, 7, "stale", None)],
+        pids=[(second, 4343)],
+    )
+    assert turn.recorded == {first}, "a stale holder's success is fenced off by retries"
+    assert [job["id"] for job in turn.claimed] == [urgent]
+    jobs = {job["id"]: job for job in backend.list_jobs(0, 10, {"ids": [first, second]})["jobs"]}
+    assert (jobs[first]["state"], jobs[first]["result"]) == ("finished", {"r": 1})
+    assert jobs[first]["notes"] == {"kept": [1, 2], "minion_pid": 4242}
+    assert (jobs[second]["state"], jobs[second]["notes"]) == ("active", {"minion_pid": 4343})
+    assert backend.settle_and_claim(worker, 0, noop).claimed == [], "limit 0 claims nothing"
+    assert backend.list_jobs(0, 1, {"ids": [later]})["jobs"][0]["state"] == "inactive"
+    with pytest.raises(ValueError, match="settle_and_claim: limit"):
+        backend.settle_and_claim(worker, -1, noop)
 
 
 def _claimed_id(backend: PgBackend, worker: int, options: dict[str, Any]) -> int | None:

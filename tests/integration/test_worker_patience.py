@@ -1,8 +1,8 @@
 """A stopping worker gives up on a database that stays unreachable (``STOP_PATIENCE``).
 
 A worker told to stop waits for its running jobs, to record their outcomes. If the database
-is gone meanwhile and stays gone for ``worker.STOP_PATIENCE`` (120 s), it leaves the jobs to
-repair and exits instead of lingering, an orphan if its supervisor is gone too. The patience
+is gone meanwhile and stays gone for ``STOP_PATIENCE`` (120 s), it leaves the jobs to
+repair (their processes end with its fork server) and exits instead of lingering, an orphan if its supervisor is gone too. The patience
 is a module constant with no setting, so this test runs the Worker in this process and
 shortens it there. "Unreachable" is the worker's own database refusing connections
 (``ALLOW_CONNECTIONS false``, its sessions terminated): every statement of the worker then
@@ -19,13 +19,15 @@ from typing import Any
 
 import pytest
 from helpers.postgres import Server
+from helpers.processes import gone
 from helpers.sql import execute
 from helpers.waiting import wait_until
 from helpers.worker_tasks import sleep
 from psycopg import conninfo, sql
 
-from minion_daemon import Minion, worker
+from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
+from minion_daemon.worker import loop
 
 PATIENCE = 2.0
 #: A stopping worker that is still there this long after the outage began never gives up.
@@ -53,7 +55,7 @@ def test_a_stopping_worker_leaves_its_jobs_to_repair_once_the_database_stays_awa
 ) -> None:
     dsn = make_database(25)
     dbname = str(conninfo.conninfo_to_dict(dsn)["dbname"])
-    monkeypatch.setattr(worker, "STOP_PATIENCE", PATIENCE)
+    monkeypatch.setattr(loop, "STOP_PATIENCE", PATIENCE)
     minion = Minion(PgBackend(dsn, pooled=False, connect_timeout=1))
     minion.add_task("sleep", sleep)
     job_id = minion.enqueue("sleep", [60])
@@ -75,6 +77,8 @@ def test_a_stopping_worker_leaves_its_jobs_to_repair_once_the_database_stays_awa
             raise AssertionError(f"the stopping worker still waits after {GIVE_UP_WITHIN:g} s")
 
     running.on("turn", turn)
+    pids: list[int] = []
+    running.on("dequeue", lambda _, job: job.on("spawn", lambda _, pid: pids.append(pid)))
     try:
         running.run()
         waited = time.monotonic() - cut[0]
@@ -82,7 +86,9 @@ def test_a_stopping_worker_leaves_its_jobs_to_repair_once_the_database_stays_awa
         assert PATIENCE <= waited < GIVE_UP_WITHIN, f"gave up after {waited:.1f} s"
         [job] = running.running.values()
         assert job.id == job_id
-        assert not job.is_finished(), "the job process was left running, not killed"
+        # Its job process ended with its fork server: repair retries the job, which must not
+        # run on meanwhile.
+        wait_until(lambda: gone(pids[0]), 10, "the abandoned job process to end")
         # Left to repair: the job still active, the worker's row still there (it could not
         # unregister).
         _allow_connections(pg_server, dbname, True)
@@ -91,7 +97,4 @@ def test_a_stopping_worker_leaves_its_jobs_to_repair_once_the_database_stays_awa
         assert execute(dsn, "SELECT id FROM minion_workers") == [(running.id,)]
     finally:
         _allow_connections(pg_server, dbname, True)
-        for job in running.running.values():
-            job.stop()
-            wait_until(job.is_finished, 10, "the abandoned job process to end")
         minion.close()

@@ -623,9 +623,7 @@ def test_batched_mode_claims_many_inline_jobs_and_records_every_outcome(
     assert worker_info(minion, worker.id)["status"]["batch"] == 10
 
 
-def test_dequeue_many_claims_the_best_jobs_first_and_finish_jobs_fences_stale_holders(
-    minion: Minion,
-) -> None:
+def test_dequeue_many_claims_the_best_jobs_first(minion: Minion) -> None:
     backend = minion.backend
     low = [backend.enqueue("add", [1, 1]) for _ in range(3)]
     high = backend.enqueue("add", [2, 2], {"priority": 5})
@@ -633,12 +631,6 @@ def test_dequeue_many_claims_the_best_jobs_first_and_finish_jobs_fences_stale_ho
     claimed = backend.dequeue_many(worker, 0, 3, {"tasks": ["add"]})
     assert [job["id"] for job in claimed] == [high, low[0], low[1]]
     assert backend.dequeue_many(worker, 0, 3, {"tasks": ["other"]}) == []
-    results = [(job["id"], job["retries"], {"n": job["id"]}) for job in claimed]
-    stale = (low[2], 7, "never")
-    assert backend.finish_jobs([*results, stale]) == {high, low[0], low[1]}
-    assert job_info(minion, high)["result"] == {"n": high}
-    assert job_info(minion, low[2])["state"] == "inactive"
-    assert backend.finish_jobs(results) == set(), "finished jobs are not active any more"
     with pytest.raises(ValueError, match="dequeue_many: limit"):
         backend.dequeue_many(worker, 0, 0)
 

@@ -234,7 +234,7 @@ class _Server:
                 return False  # the worker closed its end, or died
             for message in self.inbox.feed(data):
                 if message[0] == "launch":
-                    self._launch(*message[1:])
+                    self._launch(message)
                 elif message[0] == "signal":
                     self._signal(*message[1:])
 
@@ -263,15 +263,8 @@ class _Server:
         else:
             proc.kill_group(pid, signum)
 
-    def _launch(
-        self,
-        job_id: int,
-        retries: int,
-        task: str,
-        queue: str,
-        args: list[Any],
-        fields: dict[str, Any],
-    ) -> None:
+    def _launch(self, message: list[Any]) -> None:
+        _, job_id, retries, task, queue, args, fields = message
         job = self.minion.class_for_task(task)(
             self.minion, job_id, args, retries, task, queue=queue
         )

@@ -64,12 +64,9 @@ class WorkerSettings:
         check_names("worker: queues", list(self.queues))
         for key in ("jobs", "spare", "batch"):
             _whole(key, getattr(self, key), 1 if key == "batch" else 0)
-        if isinstance(self.spare_min_priority, bool) or not isinstance(
-            self.spare_min_priority, int
-        ):
-            raise ValueError(
-                f"worker: spare_min_priority must be a whole number, got {self.spare_min_priority!r}"
-            )
+        priority = self.spare_min_priority
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ValueError(f"worker: spare_min_priority must be a whole number, got {priority!r}")
         for task, limit in self.limits.items():
             _whole(f"limits[{task!r}]", limit)
         for key in (

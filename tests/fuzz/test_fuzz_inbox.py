@@ -83,8 +83,19 @@ def _start_sleeping_job(minion: Minion, worker: Worker) -> Job:
     job = worker.dequeue(0, id=job_id)
     assert job is not None
     assert job.id == job_id
-    worker.running[job.id] = job.start()
+    worker.launch(job)
+
+    def started() -> bool:
+        worker.settle()
+        return job.pid is not None
+
+    wait_until(started, 10, "the job process to start")
     return job
+
+
+def _ended(worker: Worker, job: Job) -> bool:
+    worker.settle()
+    return job.id not in worker.running
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +106,10 @@ def worker(module_minion: Minion) -> Iterator[Worker]:
     worker.register()
     _start_sleeping_job(module_minion, worker)
     yield worker
-    for job in worker.running.values():
-        job.stop()
-        wait_until(job.is_finished, 10, f"job process {job.pid} to end")
+    for job in list(worker.running.values()):
+        worker.signal_job(job.id, signal.SIGKILL)
+        wait_until(lambda job=job: _ended(worker, job), 10, f"job process {job.pid} to end")
+    worker.close()
     worker.unregister()
 
 
@@ -167,10 +179,13 @@ def test_a_kill_order_reaches_a_running_job(module_minion: Minion, worker: Worke
     job = _start_sleeping_job(module_minion, worker)
     module_minion.broadcast("kill", ["KILL", str(job.id)], [worker.id])
     worker.process_commands()
-    wait_until(job.is_finished, 10, "the killed job process to end")
-    assert job.exit_reason is not None
-    assert job.exit_reason.signal == signal.SIGKILL
-    del worker.running[job.id]
+    wait_until(lambda: _ended(worker, job), 10, "the killed job process to end")
+    info = job.info
+    assert info is not None
+    assert (info["state"], info["result"]) == (
+        "failed", "Job terminated unexpectedly (exit code: 0, signal: 9)"
+    )
+    worker.register()  # the heartbeat that follows in a worker's loop: "performed" went up
 
 
 @pytest.mark.parametrize("statement", UNDECODABLE.values(), ids=UNDECODABLE.keys())

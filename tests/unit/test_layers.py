@@ -65,3 +65,102 @@ def test_only_the_cli_and_the_supervisor_import_the_admin_ui() -> None:
         and any(name.startswith("minion_daemon.admin") for name in _imports(path))
     }
     assert importers == {"cli.py", "supervisor.py"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """The modules ``path`` imports when it runs: what ``if TYPE_CHECKING:`` imports for the
+    type checker alone is no dependency (``from a import b`` counts as ``a`` and ``a.b``)."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.dump(child.test):
+                for branch in child.orelse:
+                    visit(branch)
+                continue
+            if isinstance(child, ast.Import):
+                names.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module:
+                names.add(child.module)
+                names.update(f"{child.module}.{alias.name}" for alias in child.names)
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return names
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(path): path for path in _modules()}
+    return {
+        name: {other for other in _runtime_imports(path) if other in modules} - {name}
+        for name, path in modules.items()
+    }
+
+
+#: The execution path, top to bottom: each may import only those after it. A daemon worker
+#: process's bootstrap builds its Minion, whose ``worker()`` builds a Worker: the bootstrap
+#: sits above the facade, the worker's loop below it.
+EXECUTION_LAYERS = (
+    "supervisor", "worker.process", "minion", "worker", "runners", "job", "backend",
+)  # fmt: skip
+
+
+def _layer(name: str) -> str:
+    """The layer a module belongs to: the longest of :data:`EXECUTION_LAYERS` it is in (or
+    is), else its top-level module or package (``tasks`` for tasks.discovery)."""
+    inner = name.removeprefix("minion_daemon.")
+    found = [layer for layer in EXECUTION_LAYERS if inner == layer or inner.startswith(f"{layer}.")]
+    return max(found, key=len) if found else inner.split(".")[0]
+
+
+def test_the_execution_path_imports_point_down_only() -> None:
+    graph = _graph()
+    for name, imported in graph.items():
+        layer = _layer(name)
+        if layer not in EXECUTION_LAYERS:
+            continue
+        above = set(EXECUTION_LAYERS[: EXECUTION_LAYERS.index(layer)])
+        upward = sorted(other for other in imported if _layer(other) in above)
+        assert upward == [], f"{name} imports {upward}, above it"
+
+
+def test_no_import_circle_between_modules_of_different_layers() -> None:
+    graph = _graph()
+    layers: dict[str, set[str]] = {}
+    for name, imported in graph.items():
+        layers.setdefault(_layer(name), set()).update(
+            _layer(other) for other in imported if _layer(other) != _layer(name)
+        )
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            layer = todo.pop()
+            if layer == goal:
+                return True
+            if layer not in seen:
+                seen.add(layer)
+                todo.extend(layers.get(layer, ()))
+        return False
+
+    circles = sorted(
+        (layer, other) for layer, others in layers.items() for other in others
+        if reaches(other, layer)
+    )
+    assert circles == []
+
+
+def test_only_proc_forks() -> None:
+    forking = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in _modules()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr in ("fork", "forkpty")
+        and isinstance(node.value, ast.Name) and node.value.id == "os"
+    )
+    assert forking == ["proc.py"]

@@ -80,7 +80,8 @@ class Worker(EventEmitter):
     for a job, backs off from the database, waits on a statement, runs an inline job; the
     supervisor's liveness signal; its listeners run in a signal handler, so they only record),
     ``done`` (:class:`~minion_daemon.runners.Ended`: after its outcome was recorded),
-    ``outage`` (error: a pass failed for want of the database), ``recovered`` (the first good pass after an outage) and
+    ``outage`` (error: a pass failed for want of the database), ``recovered`` (the first
+    good pass after an outage) and
     ``registered`` (id).
     """
 

@@ -193,12 +193,8 @@ def resolve_dsn(arguments: argparse.Namespace, config: Config) -> str:
 
 def _migrate(arguments: argparse.Namespace) -> int:
     config = _config(arguments)
-    backend = PgBackend(
-        resolve_dsn(arguments, config),
-        pooled=False,
-        application_name=config.postgres.application_name,
-        connect_timeout=config.postgres.connect_timeout,
-        max_schema_version=config.postgres.max_schema_version,
+    backend = PgBackend.from_settings(
+        config.postgres, resolve_dsn(arguments, config), pooled=False
     )
     try:
         print(backend.migrate(arguments.to))
@@ -221,15 +217,7 @@ def _worker(arguments: argparse.Namespace) -> int:
     }
     status["limits"] = _limits(arguments.limit)
     logs.configure(config.logging.format, config.logging.level)
-    minion = Minion(
-        PgBackend(
-            resolve_dsn(arguments, config),
-            application_name=config.postgres.application_name,
-            connect_timeout=config.postgres.connect_timeout,
-            max_schema_version=config.postgres.max_schema_version,
-            auto_migrate=config.postgres.auto_migrate,
-        )
-    )
+    minion = Minion(PgBackend.from_settings(config.postgres, resolve_dsn(arguments, config)))
     try:
         load_into(minion.tasks, arguments.tasks)
         minion.worker(**status).run()

@@ -182,15 +182,11 @@ class Supervisor:
         return 0
 
     def _open_minion(self) -> Minion:
-        postgres = self.config.postgres
         minion = Minion(
-            PgBackend(
+            PgBackend.from_settings(
+                self.config.postgres,
                 self.dsn,
                 pooled=False,
-                application_name=postgres.application_name,
-                connect_timeout=postgres.connect_timeout,
-                max_schema_version=postgres.max_schema_version,
-                auto_migrate=postgres.auto_migrate,
                 lock_timeout=SUPERVISOR_LOCK_TIMEOUT,
                 statement_timeout=SUPERVISOR_STATEMENT_TIMEOUT,
             )
@@ -635,18 +631,7 @@ def read_worker_id(data: bytes) -> tuple[int | None, bytes]:
 def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
     """The body of a forked worker process: load tasks, run a Worker, ping the supervisor."""
     proc.set_title(f"worker {os.getpid()}", "minion-worker")
-    postgres = config.postgres
-    minion = Minion(
-        PgBackend(
-            dsn,
-            min_size=postgres.pool_min_size,
-            max_size=postgres.pool_max_size,
-            application_name=postgres.application_name,
-            connect_timeout=postgres.connect_timeout,
-            max_schema_version=postgres.max_schema_version,
-            auto_migrate="off",
-        )
-    )
+    minion = Minion(PgBackend.from_settings(config.postgres, dsn, auto_migrate="off"))
     try:
         _load_tasks(minion, config)
     except (TaskLoadError, TaskConflictError) as error:

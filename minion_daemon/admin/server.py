@@ -63,15 +63,14 @@ def _bind(address: str) -> socket.socket:
 
 def make_app(config: Config, dsn: str, credentials: Credentials, secret: bytes) -> AdminApp:
     """The application over its own small pool; it never migrates the schema."""
-    postgres = config.postgres
-    backend = PgBackend(
+    backend = PgBackend.from_settings(
+        config.postgres,
         dsn,
+        role="admin",
         min_size=1,
         max_size=THREADS,
-        application_name=f"{postgres.application_name} admin",
-        connect_timeout=min(postgres.connect_timeout, CONNECT_TIMEOUT),
-        max_schema_version=postgres.max_schema_version,
-        auto_migrate=False,
+        auto_migrate="off",
+        max_connect_timeout=CONNECT_TIMEOUT,
     )
     return AdminApp(backend, credentials, secret, query_timeout=config.admin.query_timeout)
 

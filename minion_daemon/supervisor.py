@@ -1,8 +1,10 @@
 """The supervisor (``minion-daemon run``): forks worker processes and keeps them running.
 
-One loop, single-threaded and pool-free (it forks): wait on the signal pipe, the workers'
-liveness pipes and the next deadline together; then handle signals, reap, replace, murder hung
-workers and run the duties (repair, schedule dispatch). Signal handlers only record.
+One loop, single-threaded and pool-free (it forks): wait on one selector (the signal pipe and
+the workers' liveness pipes) until the next deadline; then handle signals, reap, replace,
+murder hung workers and run the duties (repair, schedule dispatch). Signal handlers only
+record. HUP applies a new config at once but for the keys that need a restart
+(``config.RESTART_KEYS``), and replaces the workers one at a time.
 
 Worker processes write a byte to their liveness pipe on every pulse (a timer signal, so also
 while they wait, back off or run an inline job, but not once stuck in C); the first byte also
@@ -17,7 +19,7 @@ import dataclasses
 import importlib
 import os
 import re
-import select
+import selectors
 import shutil
 import signal
 import time
@@ -127,6 +129,10 @@ class Supervisor:
         self._generation = 0
         self._stopping: bool | None = None  # None: running; True: graceful; False: fast
         self._wakeup_read = self._wakeup_write = -1
+        #: What the loop waits on: the signal pipe (data None) and each worker's liveness
+        #: pipe (data: the worker). epoll, with no ceiling on descriptor numbers, unlike
+        #: select(2), which refuses 1024 and above.
+        self._selector = selectors.DefaultSelector()
         self._minion: Minion | None = None
         self._repair_timer = _repair_timer(config.repair)
         self._dispatch_timer = Periodic(config.schedules.dispatch_interval)
@@ -151,9 +157,9 @@ class Supervisor:
         """Prepare, supervise until stopped; returns the exit code."""
         proc.set_title("supervisor", "minion-daemon")
         list_entry_points(self.config.tasks.entry_points)  # fails here, before any fork
-        if self.config.metrics.enabled:
-            self._service = _prepare_metrics(self.config.metrics.listen)
         try:
+            if self.config.metrics.enabled:
+                self._service = _prepare_metrics(self.config.metrics.listen)
             if self.config.admin.enabled:
                 self._admin = AdminService.prepare(self.config)
             return self._supervise()
@@ -162,6 +168,7 @@ class Supervisor:
                 self._admin.close()
             if self._service is not None:
                 self._close_metrics(self._service)
+            self._selector.close()
 
     def _supervise(self) -> int:
         self._minion = self._open_minion()
@@ -237,14 +244,15 @@ class Supervisor:
             respawn,
             metrics_respawn,
         )
-        timeout = min(1.0, max(earliest(now, *timers), 0.01))
-        watched = [self._wakeup_read, *(w.liveness for w in self.workers.values())]
-        readable, _, _ = select.select(watched, [], [], timeout)
-        for worker in list(self.workers.values()):
-            if worker.liveness in readable:
-                self._heard_from(worker)
-        if self._wakeup_read in readable:
-            proc.drain(self._wakeup_read)
+        self._select(min(1.0, max(earliest(now, *timers), 0.01)))
+
+    def _select(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a signal or a worker's word, and take them."""
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                proc.drain(self._wakeup_read)
+            else:
+                self._heard_from(key.data)
 
     def _heard_from(self, worker: WorkerProcess) -> None:
         try:
@@ -266,6 +274,7 @@ class Supervisor:
         for end in (read, write):
             os.set_blocking(end, False)
         self._wakeup_read, self._wakeup_write = read, write
+        self._selector.register(read, selectors.EVENT_READ, None)
         signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         for signum in (
             signal.SIGTERM,
@@ -398,7 +407,9 @@ class Supervisor:
         pid = proc.fork(lambda: self._worker_main(write), job=False)
         os.close(write)
         now = time.monotonic()
-        self.workers[pid] = WorkerProcess(pid, read, now, now, generation=self._generation)
+        worker = WorkerProcess(pid, read, now, now, generation=self._generation)
+        self.workers[pid] = worker
+        self._selector.register(read, selectors.EVENT_READ, worker)
         log.info("worker.spawned", worker_pid=pid, generation=self._generation)
 
     def _worker_main(self, liveness: int) -> int:
@@ -408,6 +419,9 @@ class Supervisor:
     def _leave_supervisor(self) -> None:
         """In a forked child: drop what belongs to the supervisor (its pipes, connections and
         the metrics socket, which no job process may hold)."""
+        # Closing the epoll descriptor leaves the supervisor's registrations alone; an
+        # unregister here would remove them from the instance both processes share.
+        self._selector.close()
         os.close(self._wakeup_read)
         os.close(self._wakeup_write)
         for worker in self.workers.values():
@@ -434,6 +448,9 @@ class Supervisor:
             if worker is None:
                 continue  # a grandchild we inherited as PID 1
             self._heard_from(worker)  # its last words may hold its id
+            # Unregistered before it is closed: the selector would keep its number, which
+            # the next pipe reuses.
+            self._selector.unregister(worker.liveness)
             os.close(worker.liveness)
             self._exited(worker, proc.decode(status))
 
@@ -631,8 +648,7 @@ class Supervisor:
             if now >= kill_at:
                 for worker in self.workers.values():
                     proc.kill(worker.pid, signal.SIGKILL)
-            select.select([self._wakeup_read], [], [], 0.1)
-            proc.drain(self._wakeup_read)
+            self._select(0.1)
 
     def _hurried(self) -> bool:
         """A QUIT, or a second INT/TERM, during a graceful stop makes it fast."""

@@ -21,6 +21,7 @@ from minion_daemon.backend import PgBackend
 from minion_daemon.cli_jobs import add_commands as add_job_commands
 from minion_daemon.config import (
     DSN_ENVIRONMENT_VARIABLE,
+    RESTART_KEYS,
     Config,
     ConfigError,
     describe,
@@ -82,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check-config",
         help="validate a config file and print the effective configuration, secrets redacted",
+        description="Validate a config file and print the effective configuration, secrets"
+        " redacted, after a comment naming the keys a reload (HUP) cannot change.",
     )
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check_config)
@@ -92,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_config(arguments: argparse.Namespace) -> int:
     config = load_config(arguments.file)
+    # Comments, so that the output stays the YAML of the effective configuration.
+    print("# A reload (HUP) applies every key at once but these, which need a restart:")
+    print(f"#   {', '.join(RESTART_KEYS)}")
     print(yaml.safe_dump(describe(config), sort_keys=False), end="")
     return 0
 
@@ -193,12 +199,8 @@ def resolve_dsn(arguments: argparse.Namespace, config: Config) -> str:
 
 def _migrate(arguments: argparse.Namespace) -> int:
     config = _config(arguments)
-    backend = PgBackend(
-        resolve_dsn(arguments, config),
-        pooled=False,
-        application_name=config.postgres.application_name,
-        connect_timeout=config.postgres.connect_timeout,
-        max_schema_version=config.postgres.max_schema_version,
+    backend = PgBackend.from_settings(
+        config.postgres, resolve_dsn(arguments, config), pooled=False
     )
     try:
         print(backend.migrate(arguments.to))
@@ -221,15 +223,7 @@ def _worker(arguments: argparse.Namespace) -> int:
     }
     status["limits"] = _limits(arguments.limit)
     logs.configure(config.logging.format, config.logging.level)
-    minion = Minion(
-        PgBackend(
-            resolve_dsn(arguments, config),
-            application_name=config.postgres.application_name,
-            connect_timeout=config.postgres.connect_timeout,
-            max_schema_version=config.postgres.max_schema_version,
-            auto_migrate=config.postgres.auto_migrate,
-        )
-    )
+    minion = Minion(PgBackend.from_settings(config.postgres, resolve_dsn(arguments, config)))
     try:
         load_into(minion.tasks, arguments.tasks)
         minion.worker(**status).run()

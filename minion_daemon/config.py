@@ -50,12 +50,14 @@ class _Invalid(Exception):
 Parse = Callable[[Any], Any]
 
 
-def _setting(default: Any, doc: str, parse: Parse) -> Any:
+def _setting(default: Any, doc: str, parse: Parse, *, restart: bool = False) -> Any:
+    """A key: its default, meaning and parser; ``restart``: a reload (HUP) cannot change it."""
+    metadata = {"doc": doc, "parse": parse, "restart": restart}
     if isinstance(default, dict | list):
         return dataclasses.field(
-            default_factory=lambda: type(default)(default), metadata={"doc": doc, "parse": parse}
+            default_factory=lambda: type(default)(default), metadata=metadata
         )
-    return dataclasses.field(default=default, metadata={"doc": doc, "parse": parse})
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _describe(value: Any) -> str:
@@ -183,7 +185,7 @@ def task_settings(value: Any) -> dict[str, TaskSettings]:
 @dataclasses.dataclass(frozen=True, slots=True)
 class PostgresConfig:
     dsn: str | None = _setting(
-        None, "libpq DSN or URL; none: a private embedded cluster", optional_text
+        None, "libpq DSN or URL; none: a private embedded cluster", optional_text, restart=True
     )
     pool_min_size: int = _setting(1, "connections each worker process keeps open", integer(0, 100))
     pool_max_size: int = _setting(4, "most connections one worker process opens", integer(1, 100))
@@ -193,12 +195,14 @@ class PostgresConfig:
         25,
         "newest schema to migrate to: 23 beside Perl Minion 10.25, 24 beside 10.28-11.x",
         integer(23, 25),
+        restart=True,  # the schema is checked, and migrated, once: at start
     )
     auto_migrate: AutoMigrate = _setting(  # noqa: RUF009 - a str; ruff cannot see the alias
         "create",
         "create: schema for an empty database, an existing one used at its version; upgrade:"
         " also migrate an older one up to max_schema_version; off: never touch it",
         auto_migrate,
+        restart=True,
     )
 
 
@@ -261,9 +265,11 @@ class TasksConfig:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MetricsConfig:
-    enabled: bool = _setting(True, "serve Prometheus metrics", boolean)
+    # Both fixed before the first fork: the socket is bound then, and prometheus-client's
+    # multiprocess mode is chosen at its first import.
+    enabled: bool = _setting(True, "serve Prometheus metrics", boolean, restart=True)
     listen: str = _setting(
-        "127.0.0.1:9464", "address of /metrics, /healthz, /readyz", listen_address
+        "127.0.0.1:9464", "address of /metrics, /healthz, /readyz", listen_address, restart=True
     )
     cache_seconds: float = _setting(5, "how long database metrics are reused", seconds(0, 3600))
     query_timeout: float = _setting(
@@ -273,8 +279,11 @@ class MetricsConfig:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AdminConfig:
-    enabled: bool = _setting(True, "serve the web admin UI", boolean)
-    listen: str = _setting("127.0.0.1:9465", "address of the admin UI", listen_address)
+    # The socket is bound before the first fork, so a port in use stops the daemon at once.
+    enabled: bool = _setting(True, "serve the web admin UI", boolean, restart=True)
+    listen: str = _setting(
+        "127.0.0.1:9465", "address of the admin UI", listen_address, restart=True
+    )
     password_hash: str | None = _setting(
         None,
         "scrypt hash (minion-daemon admin --hash-password) that turns on login and actions;"
@@ -321,6 +330,31 @@ SECTIONS: Final[dict[str, type]] = {
     field.name: field.default_factory  # type: ignore[misc]
     for field in dataclasses.fields(Config)
 }
+
+#: The keys a reload (HUP) cannot change: ``section.key``, in declaration order.
+RESTART_KEYS: Final = tuple(
+    f"{name}.{field.name}"
+    for name, kind in SECTIONS.items()
+    for field in dataclasses.fields(kind)
+    if field.metadata["restart"]
+)
+
+
+def reloaded(running: Config, loaded: Config) -> tuple[Config, list[str]]:
+    """The config a reload runs on: ``loaded``, but for the :data:`RESTART_KEYS`, which keep
+    their ``running`` values; and those of them that ``loaded`` would change, to be named."""
+    sections: dict[str, Any] = {}
+    changed: list[str] = []
+    for name in SECTIONS:
+        old, new = getattr(running, name), getattr(loaded, name)
+        kept = {
+            field.name: getattr(old, field.name)
+            for field in dataclasses.fields(new)
+            if field.metadata["restart"] and getattr(old, field.name) != getattr(new, field.name)
+        }
+        changed += [f"{name}.{key}" for key in kept]
+        sections[name] = dataclasses.replace(new, **kept)
+    return Config(**sections), changed
 
 
 _URL_PASSWORD: Final = re.compile(

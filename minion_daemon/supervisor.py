@@ -1,8 +1,10 @@
 """The supervisor (``minion-daemon run``): forks worker processes and keeps them running.
 
-One loop, single-threaded and pool-free (it forks): wait on the signal pipe, the workers'
-liveness pipes and the next deadline together; then handle signals, reap, replace, murder hung
-workers and run the duties (repair, schedule dispatch). Signal handlers only record.
+One loop, single-threaded and pool-free (it forks): wait on one selector (the signal pipe and
+the workers' liveness pipes) until the next deadline; then handle signals, reap, replace,
+murder hung workers and run the duties (repair, schedule dispatch). Signal handlers only
+record. HUP applies a new config at once but for the keys that need a restart
+(``config.RESTART_KEYS``), and replaces the workers one at a time.
 
 Worker processes write a byte to their liveness pipe on every pulse (a timer signal, so also
 while they wait, back off or run an inline job, but not once stuck in C); the first byte also
@@ -14,21 +16,27 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import select
+import selectors
 import shutil
 import signal
-import socket
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from minion_daemon import logs, proc, systemd
-from minion_daemon.admin.service import AdminService, keep_running_settings
+from minion_daemon.admin.service import AdminService
 from minion_daemon.backend import PgBackend
 from minion_daemon.capacity import FIX, connection_budget
-from minion_daemon.config import Config, ConfigError, load_config
+from minion_daemon.config import (
+    Config,
+    ConfigError,
+    MinionConfig,
+    RepairConfig,
+    load_config,
+    reloaded,
+)
 from minion_daemon.errors import BackendError, DatabaseUnavailableError, MinionError
 from minion_daemon.metrics import enable_multiprocess, forget_process
 from minion_daemon.metrics import make_directory as make_metrics_directory
@@ -36,6 +44,8 @@ from minion_daemon.metrics.families import SupervisorMetrics
 from minion_daemon.metrics.server import bind, run_metrics_process
 from minion_daemon.minion import Minion
 from minion_daemon.model import ExitReason, ServerConnections
+from minion_daemon.services import ServiceProcess
+from minion_daemon.tasks import TaskConflictError, TaskLoadError
 from minion_daemon.tasks.discovery import list_entry_points
 from minion_daemon.timers import Deadline, Periodic, earliest
 from minion_daemon.worker.process import EXIT_BOOT_ERROR, read_worker_id, run_worker_process
@@ -56,10 +66,13 @@ KILL_AFTER: Final = 10.0
 #: keeps /healthz fresh. Repair at a million jobs takes about 0.2 s (BENCHMARKS.md).
 SUPERVISOR_LOCK_TIMEOUT: Final = 2.0
 SUPERVISOR_STATEMENT_TIMEOUT: Final = 5.0
-#: Seconds before a metrics process that died is started again.
-METRICS_RESPAWN_DELAY: Final = 1.0
 #: Seconds between attempts to bury dead workers while the database is unavailable.
 BURY_RETRY: Final = 5.0
+#: The lock that keeps a fleet's repairs apart.
+REPAIR_GUARD: Final = "minion-daemon:repair"
+#: The sections every service process reads besides its own (logging is set up before the
+#: fork, and the process inherits it).
+_SERVED: Final = ("postgres", "logging")
 
 
 class CrashLoopError(MinionError):
@@ -83,15 +96,13 @@ class WorkerProcess:
 
 
 @dataclass
-class MetricsService:
-    """The metrics process and what it serves: a socket bound and a directory made before any
-    fork, so a port in use stops the daemon at once."""
+class MetricsService(ServiceProcess):
+    """The metrics process, its socket, and the directory of every process's metric files,
+    made before any fork (prometheus-client's multiprocess mode is chosen at its import)."""
 
-    listener: socket.socket
+    name: ClassVar[str] = "metrics"
     directory: Path
     metrics: SupervisorMetrics | None = None
-    pid: int | None = None
-    respawn_at: float = 0.0
 
 
 class Supervisor:
@@ -110,11 +121,17 @@ class Supervisor:
         self._generation = 0
         self._stopping: bool | None = None  # None: running; True: graceful; False: fast
         self._wakeup_read = self._wakeup_write = -1
+        #: What the loop waits on: the signal pipe (data None) and each worker's liveness
+        #: pipe (data: the worker). epoll, with no ceiling on descriptor numbers, unlike
+        #: select(2), which refuses 1024 and above.
+        self._selector = selectors.DefaultSelector()
         self._minion: Minion | None = None
-        self._repair_timer = Periodic(
-            config.repair.interval if config.repair.enabled else 0, jitter=0.5
-        )
+        self._repair_timer = _repair_timer(config.repair)
         self._dispatch_timer = Periodic(config.schedules.dispatch_interval)
+        #: When the fleet's repair guard this daemon took expires; and whether to release it
+        #: before the next repair (the repair settings it was taken under changed).
+        self._guard_expires = 0.0
+        self._release_guard = False
         watchdog = systemd.watchdog_interval()
         self._watchdog_timer = Periodic(watchdog) if watchdog else None
         self._ready_sent = False
@@ -132,9 +149,9 @@ class Supervisor:
         """Prepare, supervise until stopped; returns the exit code."""
         proc.set_title("supervisor", "minion-daemon")
         list_entry_points(self.config.tasks.entry_points)  # fails here, before any fork
-        if self.config.metrics.enabled:
-            self._service = _prepare_metrics(self.config.metrics.listen)
         try:
+            if self.config.metrics.enabled:
+                self._service = _prepare_metrics(self.config.metrics.listen)
             if self.config.admin.enabled:
                 self._admin = AdminService.prepare(self.config)
             return self._supervise()
@@ -143,6 +160,7 @@ class Supervisor:
                 self._admin.close()
             if self._service is not None:
                 self._close_metrics(self._service)
+            self._selector.close()
 
     def _supervise(self) -> int:
         self._minion = self._open_minion()
@@ -173,22 +191,16 @@ class Supervisor:
         return 0
 
     def _open_minion(self) -> Minion:
-        postgres = self.config.postgres
         minion = Minion(
-            PgBackend(
+            PgBackend.from_settings(
+                self.config.postgres,
                 self.dsn,
                 pooled=False,
-                application_name=postgres.application_name,
-                connect_timeout=postgres.connect_timeout,
-                max_schema_version=postgres.max_schema_version,
-                auto_migrate=postgres.auto_migrate,
                 lock_timeout=SUPERVISOR_LOCK_TIMEOUT,
                 statement_timeout=SUPERVISOR_STATEMENT_TIMEOUT,
             )
         )
-        minion.missing_after = self.config.minion.missing_after
-        minion.remove_after = self.config.minion.remove_after
-        minion.stuck_after = self.config.minion.stuck_after
+        _set_thresholds(minion, self.config.minion)
         return minion
 
     def _done(self) -> bool:
@@ -224,14 +236,15 @@ class Supervisor:
             respawn,
             metrics_respawn,
         )
-        timeout = min(1.0, max(earliest(now, *timers), 0.01))
-        watched = [self._wakeup_read, *(w.liveness for w in self.workers.values())]
-        readable, _, _ = select.select(watched, [], [], timeout)
-        for worker in list(self.workers.values()):
-            if worker.liveness in readable:
-                self._heard_from(worker)
-        if self._wakeup_read in readable:
-            proc.drain(self._wakeup_read)
+        self._select(min(1.0, max(earliest(now, *timers), 0.01)))
+
+    def _select(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a signal or a worker's word, and take them."""
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                proc.drain(self._wakeup_read)
+            else:
+                self._heard_from(key.data)
 
     def _heard_from(self, worker: WorkerProcess) -> None:
         try:
@@ -253,6 +266,7 @@ class Supervisor:
         for end in (read, write):
             os.set_blocking(end, False)
         self._wakeup_read, self._wakeup_write = read, write
+        self._selector.register(read, selectors.EVENT_READ, None)
         signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         for signum in (
             signal.SIGTERM,
@@ -302,23 +316,61 @@ class Supervisor:
             )
 
     def _reload(self) -> None:
-        """Re-read the config; if it is valid, replace the workers one at a time."""
+        """Re-read the config; if it is valid, apply it, and replace the workers one at a time."""
         if self.config_path is None:
             log.info("config.reloaded", file=None, change="none: workers replaced")
-        else:
-            try:
-                loaded = load_config(self.config_path)
-            except ConfigError as error:
-                log.error("config.reload_failed", error=str(error), consequence="old config kept")
-                self._count_reload("invalid")
-                return
-            self.config, kept = keep_running_settings(self.config, loaded)
-            self.desired = self.config.workers.processes
-            restart = {"needs_restart": kept, "until_then": "running values kept"} if kept else {}
-            log.info("config.reloaded", file=str(self.config_path), **restart)
-            self._check_connections()
-            self._count_reload("applied")
+        elif not self._reload_from(self.config_path):
+            return
         self._generation += 1
+
+    def _reload_from(self, path: Path) -> bool:
+        """Apply the config in ``path`` but for the keys that need a restart, which are named;
+        false, with nothing changed, when it cannot be used."""
+        try:
+            loaded = load_config(path)
+            list_entry_points(loaded.tasks.entry_points)  # new workers would fail to boot
+            config, needs_restart = reloaded(self.config, loaded)
+            if self._admin is not None and _changed(self.config, config, "admin", *_SERVED):
+                self._admin.reload(config)  # the last check, and the first change
+        except (ConfigError, TaskLoadError, TaskConflictError) as error:
+            log.error("config.reload_failed", error=str(error), consequence="old config kept")
+            self._count_reload("invalid")
+            return False
+        self._apply(config)
+        restart = {"needs_restart": needs_restart, "until_then": "running values kept"}
+        log.info("config.reloaded", file=str(path), **(restart if needs_restart else {}))
+        self._count_reload("applied")
+        return True
+
+    def _apply(self, config: Config) -> None:
+        """Run on ``config`` from now on: the supervisor's own settings at once, the metrics
+        process restarted if what it serves changed (the workers are replaced by the caller)."""
+        old, self.config = self.config, config
+        self.desired = config.workers.processes
+        if old.logging != config.logging:
+            logs.configure(config.logging.format, config.logging.level)
+        self._reconnect(old)
+        self._retime(old)
+        if self._service is not None and _changed(old, config, "metrics", *_SERVED):
+            self._service.replace()
+        self._check_connections()
+
+    def _reconnect(self, old: Config) -> None:
+        """A new connection for new connection settings; new repair thresholds."""
+        assert self._minion is not None
+        if old.postgres != self.config.postgres:
+            self._minion.close()
+            self._minion = self._open_minion()
+        _set_thresholds(self._minion, self.config.minion)
+
+    def _retime(self, old: Config) -> None:
+        """Duties whose settings changed start over, as at start: they run at once."""
+        if old.repair != self.config.repair:
+            self._repair_timer = _repair_timer(self.config.repair)
+            # Taken for half the old interval, the guard would hold a shorter one back.
+            self._release_guard = time.monotonic() < self._guard_expires
+        if old.schedules != self.config.schedules:
+            self._dispatch_timer = Periodic(self.config.schedules.dispatch_interval)
 
     # Workers
 
@@ -347,7 +399,9 @@ class Supervisor:
         pid = proc.fork(lambda: self._worker_main(write), job=False)
         os.close(write)
         now = time.monotonic()
-        self.workers[pid] = WorkerProcess(pid, read, now, now, generation=self._generation)
+        worker = WorkerProcess(pid, read, now, now, generation=self._generation)
+        self.workers[pid] = worker
+        self._selector.register(read, selectors.EVENT_READ, worker)
         log.info("worker.spawned", worker_pid=pid, generation=self._generation)
 
     def _worker_main(self, liveness: int) -> int:
@@ -357,6 +411,9 @@ class Supervisor:
     def _leave_supervisor(self) -> None:
         """In a forked child: drop what belongs to the supervisor (its pipes, connections and
         the metrics socket, which no job process may hold)."""
+        # Closing the epoll descriptor leaves the supervisor's registrations alone; an
+        # unregister here would remove them from the instance both processes share.
+        self._selector.close()
         os.close(self._wakeup_read)
         os.close(self._wakeup_write)
         for worker in self.workers.values():
@@ -376,17 +433,16 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            if self._service is not None and pid == self._service.pid:
-                self._metrics_exited(self._service, proc.decode(status))
-                continue
-            if self._admin is not None and self._admin.exited(
-                pid, status, self._stopping is not None
-            ):
+            stopping = self._stopping is not None
+            if any(service.exited(pid, status, stopping) for service in self._services()):
                 continue
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue  # a grandchild we inherited as PID 1
             self._heard_from(worker)  # its last words may hold its id
+            # Unregistered before it is closed: the selector would keep its number, which
+            # the next pipe reuses.
+            self._selector.unregister(worker.liveness)
             os.close(worker.liveness)
             self._exited(worker, proc.decode(status))
 
@@ -456,7 +512,10 @@ class Supervisor:
                 consequence="repair fails its jobs",
             )
 
-    # Metrics
+    # Service processes
+
+    def _services(self) -> list[ServiceProcess]:
+        return [service for service in (self._service, self._admin) if service is not None]
 
     def _manage_metrics(self) -> None:
         service = self._service
@@ -465,9 +524,10 @@ class Supervisor:
         if service.metrics is not None:
             alive = [w for w in self.workers.values() if not w.leaving]
             service.metrics.turned(self.desired, len(alive), sum(w.booted for w in alive))
-        if service.pid is None and time.monotonic() >= service.respawn_at:
-            service.pid = proc.fork(lambda: self._metrics_main(service), job=False)
-            log.info("metrics.spawned", metrics_pid=service.pid, listen=self.config.metrics.listen)
+        service.manage(
+            lambda: proc.fork(lambda: self._metrics_main(service), job=False),
+            self.config.metrics.listen,
+        )
 
     def _metrics_main(self, service: MetricsService) -> int:
         proc.set_title("metrics", "minion-metrics")
@@ -475,17 +535,8 @@ class Supervisor:
         self._leave_supervisor()
         return run_metrics_process(self.config, self.dsn, service.directory, listener)
 
-    def _metrics_exited(self, service: MetricsService, reason: ExitReason) -> None:
-        service.pid = None
-        service.respawn_at = time.monotonic() + METRICS_RESPAWN_DELAY
-        if self._stopping is None:
-            log.warning("metrics.exited", exit_code=reason.code, signal=reason.signal_name)
-
     def _close_metrics(self, service: MetricsService) -> None:
-        if service.pid is not None:
-            proc.kill(service.pid, signal.SIGTERM)
-            proc.reap(service.pid, block=True)
-        service.listener.close()
+        service.close()
         shutil.rmtree(service.directory, ignore_errors=True)
 
     def _manage_admin(self) -> None:
@@ -541,10 +592,7 @@ class Supervisor:
 
     def _repair(self) -> None:
         assert self._minion is not None
-        # Held until it expires, half an interval later: however many daemons a fleet runs,
-        # repair happens at most that often.
-        guard = self._minion.guard("minion-daemon:repair", int(self.config.repair.interval / 2))
-        if guard is None:
+        if not self._take_repair_guard(self._minion):
             return
         started = time.monotonic()
         report = self._minion.repair()
@@ -552,6 +600,18 @@ class Supervisor:
         log.info("repair.done", **dataclasses.asdict(report), duration=round(duration, 6))
         if self._service is not None and self._service.metrics is not None:
             self._service.metrics.repaired(report, duration)
+
+    def _take_repair_guard(self, minion: Minion) -> bool:
+        """Whether this daemon may repair now. The guard is held until it expires, half an
+        interval later: however many daemons a fleet runs, repair happens at most that often."""
+        if self._release_guard:
+            minion.unlock(REPAIR_GUARD)
+            self._release_guard = False
+        held = int(self.config.repair.interval / 2)
+        if minion.guard(REPAIR_GUARD, held) is None:
+            return False
+        self._guard_expires = time.monotonic() + held
+        return True
 
     # Stop
 
@@ -580,8 +640,7 @@ class Supervisor:
             if now >= kill_at:
                 for worker in self.workers.values():
                     proc.kill(worker.pid, signal.SIGKILL)
-            select.select([self._wakeup_read], [], [], 0.1)
-            proc.drain(self._wakeup_read)
+            self._select(0.1)
 
     def _hurried(self) -> bool:
         """A QUIT, or a second INT/TERM, during a graceful stop makes it fast."""
@@ -602,6 +661,20 @@ def _restart_reason(worker: WorkerProcess, reason: ExitReason) -> str:
     if not worker.booted:
         return "boot_failed"
     return "stopped" if reason.clean else "died"
+
+
+def _repair_timer(repair: RepairConfig) -> Periodic:
+    return Periodic(repair.interval if repair.enabled else 0, jitter=0.5)
+
+
+def _set_thresholds(minion: Minion, settings: MinionConfig) -> None:
+    minion.missing_after = settings.missing_after
+    minion.remove_after = settings.remove_after
+    minion.stuck_after = settings.stuck_after
+
+
+def _changed(old: Config, new: Config, *sections: str) -> bool:
+    return any(getattr(old, name) != getattr(new, name) for name in sections)
 
 
 def _prepare_metrics(listen: str) -> MetricsService:

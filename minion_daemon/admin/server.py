@@ -28,8 +28,16 @@ CONNECT_TIMEOUT: Final = 5
 
 
 def prepare(config: Config, listen: str | None = None) -> tuple[socket.socket, Credentials]:
-    """Check the credentials and the address, then bind; raises :class:`ConfigError` for
-    a hash that is not one, or a non-loopback address without credentials."""
+    """:func:`check_credentials`, then bind; raises :class:`ConfigError`."""
+    address = listen or config.admin.listen
+    credentials = check_credentials(config, address)
+    return _bind(address), credentials
+
+
+def check_credentials(config: Config, listen: str | None = None) -> Credentials:
+    """The credentials of ``config`` for serving on ``listen`` (default ``admin.listen``);
+    raises :class:`ConfigError` for a hash that is not one, or a non-loopback address
+    without credentials."""
     address = listen or config.admin.listen
     credentials = Credentials.from_config(config.admin.password_hash)
     host = address.rpartition(":")[0].strip("[]")
@@ -40,7 +48,7 @@ def prepare(config: Config, listen: str | None = None) -> tuple[socket.socket, C
             f"{address} is not a loopback address, and the admin UI has no credentials: set"
             " admin.password_hash (minion-daemon admin --hash-password) or listen on 127.0.0.1",
         )
-    return _bind(address), credentials
+    return credentials
 
 
 def _loopback(host: str) -> bool:
@@ -63,15 +71,14 @@ def _bind(address: str) -> socket.socket:
 
 def make_app(config: Config, dsn: str, credentials: Credentials, secret: bytes) -> AdminApp:
     """The application over its own small pool; it never migrates the schema."""
-    postgres = config.postgres
-    backend = PgBackend(
+    backend = PgBackend.from_settings(
+        config.postgres,
         dsn,
+        role="admin",
         min_size=1,
         max_size=THREADS,
-        application_name=f"{postgres.application_name} admin",
-        connect_timeout=min(postgres.connect_timeout, CONNECT_TIMEOUT),
-        max_schema_version=postgres.max_schema_version,
-        auto_migrate=False,
+        auto_migrate="off",
+        max_connect_timeout=CONNECT_TIMEOUT,
     )
     return AdminApp(backend, credentials, secret, query_timeout=config.admin.query_timeout)
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from minion_daemon.backend.pg import PgBackend, default_backoff
 from minion_daemon.backend.protocol import Backend
+from minion_daemon.backend.settings import PostgresSettings
 
 if TYPE_CHECKING:
 
@@ -13,4 +14,4 @@ if TYPE_CHECKING:
         """mypy proves here that PgBackend implements every operation of the protocol."""
         return backend
 
-__all__ = ["Backend", "PgBackend", "default_backoff"]
+__all__ = ["Backend", "PgBackend", "PostgresSettings", "default_backoff"]

@@ -27,6 +27,7 @@ from minion_daemon.backend.fleet import LISTEN_QUEUES, QUEUES_CHANNEL, FleetOper
 from minion_daemon.backend.observe import ObserveOperations
 from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
 from minion_daemon.backend.schedules import ScheduleOperations
+from minion_daemon.backend.settings import PostgresSettings
 from minion_daemon.model import (
     AutoMigrate,
     DequeuedJob,
@@ -126,6 +127,47 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
         #: The paused queues as last read; ``None`` once a notification said they changed.
         self._paused: frozenset[str] | None = None
         self._host = socket.gethostname()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: PostgresSettings,
+        dsn: str,
+        *,
+        role: str | None = None,
+        pooled: bool = True,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        auto_migrate: AutoMigrate | None = None,
+        max_connect_timeout: int | None = None,
+        lock_timeout: float | None = None,
+        statement_timeout: float | None = None,
+    ) -> PgBackend:
+        """The backend of one process of the daemon (or one command), built from the
+        ``postgres`` section: each caller passes only what its role changes.
+
+        ``dsn`` is given apart, already resolved (``--dsn``, the environment, the section, or
+        the private cluster). ``role`` names the process in ``pg_stat_activity``
+        (``minion-daemon metrics``); ``min_size``/``max_size`` replace the section's pool
+        sizes; ``max_connect_timeout`` caps its connect timeout, for a process that answers
+        HTTP and must not hang on a database that is away.
+        """
+        connect_timeout = settings.connect_timeout
+        if max_connect_timeout is not None:
+            connect_timeout = min(connect_timeout, max_connect_timeout)
+        name = settings.application_name
+        return cls(
+            dsn,
+            pooled=pooled,
+            min_size=settings.pool_min_size if min_size is None else min_size,
+            max_size=settings.pool_max_size if max_size is None else max_size,
+            auto_migrate=settings.auto_migrate if auto_migrate is None else auto_migrate,
+            max_schema_version=settings.max_schema_version,
+            application_name=name if role is None else f"{name} {role}",
+            connect_timeout=connect_timeout,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
+        )
 
     def forget_inherited(self) -> None:
         """After fork: the LISTEN connection is the parent's too; keep it, never use it."""

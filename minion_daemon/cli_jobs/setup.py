@@ -55,14 +55,8 @@ class Connector:
         config = self.config(arguments)
         if getattr(arguments, "foreground", False):
             logs.configure(config.logging.format, config.logging.level)
-        postgres = config.postgres
-        backend = PgBackend(
-            self.dsn(arguments, config),
-            pooled=False,
-            application_name=postgres.application_name,
-            connect_timeout=postgres.connect_timeout,
-            max_schema_version=postgres.max_schema_version,
-            auto_migrate="off",
+        backend = PgBackend.from_settings(
+            config.postgres, self.dsn(arguments, config), pooled=False, auto_migrate="off"
         )
         return Minion(backend)
 

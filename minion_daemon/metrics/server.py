@@ -54,14 +54,13 @@ def bind(address: str) -> socket.socket:
 
 def run_metrics_process(config: Config, dsn: str, directory: Path, listener: socket.socket) -> int:
     """The body of the forked metrics process: serve until killed."""
-    postgres = config.postgres
-    backend = PgBackend(
+    backend = PgBackend.from_settings(
+        config.postgres,
         dsn,
+        role="metrics",
         pooled=False,
-        application_name=f"{postgres.application_name} metrics",
-        connect_timeout=min(postgres.connect_timeout, CONNECT_TIMEOUT),
-        max_schema_version=postgres.max_schema_version,
         auto_migrate="off",
+        max_connect_timeout=CONNECT_TIMEOUT,
     )
     timeout = config.metrics.query_timeout
     collector = DatabaseCollector(

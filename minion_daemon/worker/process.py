@@ -46,18 +46,7 @@ def read_worker_id(data: bytes) -> tuple[int | None, bytes]:
 def run_worker_process(config: Config, dsn: str, liveness: int) -> int:
     """The body of a forked worker process: load tasks, run a Worker, ping the supervisor."""
     proc.set_title(f"worker {os.getpid()}", "minion-worker")
-    postgres = config.postgres
-    minion = Minion(
-        PgBackend(
-            dsn,
-            min_size=postgres.pool_min_size,
-            max_size=postgres.pool_max_size,
-            application_name=postgres.application_name,
-            connect_timeout=postgres.connect_timeout,
-            max_schema_version=postgres.max_schema_version,
-            auto_migrate="off",
-        )
-    )
+    minion = Minion(PgBackend.from_settings(config.postgres, dsn, auto_migrate="off"))
     try:
         load_tasks(minion, config)
     except (TaskLoadError, TaskConflictError) as error:

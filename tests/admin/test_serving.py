@@ -177,31 +177,51 @@ def test_admin_enabled_false_serves_nothing(daemons: Daemons) -> None:
     assert not _answers(f"http://{address}/stats")
 
 
-def test_hup_keeps_the_admin_settings_and_its_log_line_names_them(
+def test_hup_applies_the_admin_credentials_at_once_and_names_a_new_address(
     daemons: Daemons, password_hash: str
 ) -> None:
-    """The admin process keeps its socket, credentials and timeout until a restart: HUP
-    says which admin keys changed and are not applied, and the UI stays as it was (a respawn
-    too)."""
+    """A reload starts the admin process again, at once, with the new password and timeout;
+    the address, bound at start, keeps serving and is named as needing a restart."""
+    address = f"127.0.0.1:{free_port()}"
+    daemon = daemons.start({"admin": {"listen": address}, "logging": {"format": "json"}})
+    url = f"http://{address}"
+    wait_until(lambda: _answers(f"{url}/stats"), 30, "the admin UI", (OSError,))
+    assert _get(f"{url}/login")[0] == 404  # read-only: no login
+    assert daemon.log is not None
+    log = daemon.log
+    first = wait_until(lambda: _admin_pid(log), 10, "admin.spawned")
+    settings = yaml.safe_load(daemon.config.read_text(encoding="utf-8"))
+    moved = f"127.0.0.1:{free_port()}"
+    settings["admin"] |= {"password_hash": password_hash, "query_timeout": 5, "listen": moved}
+    daemon.config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    line = wait_until(lambda: _logged(log, "config.reloaded"), 30, "the reload's log line")
+    assert line["needs_restart"] == ["admin.listen"]
+    wait_until(lambda: _admin_pid(log) not in (None, first), 10, "a new admin process")
+    wait_until(lambda: _get(f"{url}/login")[0] == 200, 10, "the login page", (OSError,))
+    assert '"admin.exited"' not in log.read_text(encoding="utf-8")  # replaced, not died
+    assert password_hash not in log.read_text(encoding="utf-8")
+    assert not _answers(f"http://{moved}/stats")
+
+
+def test_hup_refuses_a_password_hash_that_is_not_one_and_keeps_serving(
+    daemons: Daemons,
+) -> None:
     address = f"127.0.0.1:{free_port()}"
     daemon = daemons.start({"admin": {"listen": address}, "logging": {"format": "json"}})
     url = f"http://{address}"
     wait_until(lambda: _answers(f"{url}/stats"), 30, "the admin UI", (OSError,))
     settings = yaml.safe_load(daemon.config.read_text(encoding="utf-8"))
-    settings["admin"] |= {"password_hash": password_hash, "query_timeout": 5}
-    settings["workers"]["processes"] = 2
+    settings["admin"]["password_hash"] = "hunter2"
     daemon.config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     daemon.signal(signal.SIGHUP)
     assert daemon.log is not None
     log = daemon.log
-    line = wait_until(lambda: _logged(log, "config.reloaded"), 30, "the reload's log line")
-    assert line["needs_restart"] == ["admin.password_hash", "admin.query_timeout"]
-    assert password_hash not in log.read_text(encoding="utf-8")
-    first = wait_until(lambda: _admin_pid(log), 10, "admin.spawned")
-    os.kill(first, signal.SIGKILL)
-    wait_until(lambda: _admin_pid(log) not in (None, first), 10, "a new admin process")
-    wait_until(lambda: _answers(f"{url}/stats"), 10, "the admin UI again", (OSError,))
-    assert _get(f"{url}/")[0] == 200  # still read-only: no login asked
+    line = wait_until(lambda: _logged(log, "config.reload_failed"), 30, "the refused reload")
+    assert "admin.password_hash" in line["error"]
+    assert _logged(log, "config.reloaded") is None
+    assert _get(f"{url}/login")[0] == 404  # still read-only, as before
+    assert _answers(f"{url}/stats")
 
 
 def _logged(log: Path, event: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers.daemon import add_distribution
+from helpers.sql import execute
 from helpers.waiting import wait_until
 
 from minion_daemon import Minion
@@ -84,3 +85,29 @@ def test_worker_refuses_bad_tasks_with_one_line(
     assert message in done.stderr
     assert done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
+
+
+def test_worker_takes_the_pool_sizes_of_the_config(
+    task_path: Path, tmp_path: Path, dsn: str, minion: Minion
+) -> None:
+    """Built by the one constructor every process uses: the pool is the section's, not the
+    backend's default of 1 to 4 connections."""
+    name = f"pool-sizes-{os.getpid()}"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"postgres: {{pool_min_size: 6, pool_max_size: 8, application_name: {name}}}\n",
+        encoding="utf-8",
+    )
+    minion.stats()  # the schema, before the worker looks for it
+    argv, environment = _command(task_path, "--dsn", dsn, "-c", str(config), "-t", "shout")
+    worker = subprocess.Popen(argv, env=environment, stderr=subprocess.PIPE, text=True)
+    sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    try:
+        wait_until(lambda: execute(dsn, sessions, [name])[0][0] >= 6, 30, "six pooled sessions")
+        worker.send_signal(signal.SIGTERM)
+        _, errors = worker.communicate(timeout=30)
+        assert worker.returncode == 0, errors
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            worker.communicate()

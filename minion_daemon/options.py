@@ -256,10 +256,17 @@ class JobOptions:
     parents: tuple[int, ...] = ()
     priority: int = 0
     queue: str = "default"
+    #: Beyond Perl (enqueue only): while a job enqueued with this key is inactive or active,
+    #: enqueueing again returns that job's id and creates nothing.
+    unique: str | None = None
+    #: With ``unique``: the key is also held by a job created less than this many seconds
+    #: ago, whatever its state.
+    unique_for: float | None = None
 
 
 _ENQUEUE_KEYS: Final = frozenset(
-    ("attempts", "delay", "expire", "lax", "notes", "parents", "priority", "queue")
+    ("attempts", "delay", "expire", "lax", "notes", "parents", "priority", "queue", "unique",
+     "unique_for")
 )
 _SCHEDULE_KEYS: Final = frozenset(("attempts", "expire", "lax", "notes", "priority", "queue"))
 
@@ -273,6 +280,8 @@ _JOB_FIELD_CHECKS: Final[dict[str, Callable[[str, Any], object]]] = {
     "parents": lambda where, value: tuple(check_ids(where, value)),
     "priority": lambda where, value: check_int(where, value, -INT_MAX - 1, INT_MAX),
     "queue": check_text,
+    "unique": check_text,
+    "unique_for": check_seconds,
 }
 
 
@@ -296,6 +305,8 @@ def parse_enqueue(op: str, task: object, args: object, options: Options) -> JobO
     check_text(f"{op}: task", task)
     check_args(f"{op}: args", args)
     fields = _fields(op, options, _ENQUEUE_KEYS)
+    if "unique_for" in fields and "unique" not in fields:
+        raise ValueError(f"{op}: option 'unique_for' needs option 'unique', the key it holds")
     return JobOptions(**fields) if fields else _DEFAULT_JOB_OPTIONS
 
 

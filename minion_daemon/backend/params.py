@@ -12,7 +12,7 @@ from minion_daemon.options import JobOptions, RetryOptions
 
 def job_fields(task: str, args: Sequence[Any], options: JobOptions) -> dict[str, Any]:
     """A new job's columns as plain values, in the form ``ENQUEUE_MANY`` reads from JSON,
-    with ``unique`` and ``unique_for`` for a job with a key (``ENQUEUE_UNIQUE``)."""
+    with ``unique`` and ``unique_for`` for a job with a key (``ENQUEUE_UNIQUE_MANY``)."""
     fields = {
         "args": list(args),
         "attempts": options.attempts,
@@ -31,7 +31,7 @@ def job_fields(task: str, args: Sequence[Any], options: JobOptions) -> dict[str,
 
 
 def enqueue_params(task: str, args: Sequence[Any], options: JobOptions) -> dict[str, Any]:
-    """Parameters of ``ENQUEUE``."""
+    """Parameters of ``ENQUEUE``, and of ``ENQUEUE_UNIQUE`` for a job with a key."""
     fields = job_fields(task, args, options)
     return fields | {"args": Jsonb(fields["args"]), "notes": Jsonb(fields["notes"])}
 

@@ -333,7 +333,7 @@ class PgBackend(
         opts = parse_enqueue("enqueue", task, args, options)
         checked = check_args("enqueue: args", args)
         if opts.unique is not None:
-            return self.enqueue_unique("enqueue", [job_fields(task, checked, opts)], conn)[0]
+            return self.enqueue_unique(task, checked, opts, conn)
         params = enqueue_params(task, checked, opts)
         if conn is None:
             return int(self.scalar("enqueue", sql.ENQUEUE, params))
@@ -365,7 +365,7 @@ class PgBackend(
         if not batch:
             return []
         if any("unique" in job for job in batch):
-            return self.enqueue_unique("enqueue_many", batch, conn)
+            return self.enqueue_unique_many(batch, conn)
         params = {"jobs": Jsonb(batch)}
         if conn is None:
             ids = [int(row["id"]) for row in self.rows("enqueue_many", sql.ENQUEUE_MANY, params)]

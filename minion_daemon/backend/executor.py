@@ -159,7 +159,15 @@ class PgExecutor:
         caller's rows do); the ids, in the rows' order."""
         self.ready()
         with self._translated(operation), conn.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(query, params)
+            try:
+                cursor.execute(query, params)
+            except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as error:
+                # A serialization failure or deadlock of the caller's transaction (a unique
+                # key enqueued concurrently, under REPEATABLE READ): not an unavailable
+                # database, and the caller's to retry.
+                raise BackendError(
+                    f"{operation}: {error} (roll back the transaction and retry it)"
+                ) from error
             return [int(row["id"]) for row in cursor.fetchall()]
 
     def server_connections(self) -> ServerConnections:

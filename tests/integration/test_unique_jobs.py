@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from helpers.waiting import wait_until
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
 from minion_daemon.backend import migrate as schema
-from minion_daemon.errors import SchemaError
+from minion_daemon.errors import BackendError, DatabaseUnavailableError, SchemaError
 
 TESTS = Path(__file__).resolve().parents[1]
 RACERS = 20
@@ -99,6 +100,14 @@ def test_other_keys_and_jobs_without_a_key_are_independent(minion: Minion, dsn: 
     plain = [minion.enqueue("report", []), minion.enqueue("report", [])]
     assert len({first, second, *plain}) == 4
     assert len(_jobs(dsn)) == 4
+
+
+def test_the_longest_key_accepted_is_stored(minion: Minion) -> None:
+    key = secrets.token_hex(500)  # 1000 bytes that do not compress
+    first = minion.enqueue("report", [], unique=key)
+    assert minion.enqueue("report", [], unique=key) == first
+    with pytest.raises(ValueError, match="longer than 1000 bytes"):
+        minion.enqueue("report", [], unique=key + "x")
 
 
 @pytest.mark.parametrize("end", [_finish, _fail], ids=["finished", "failed"])
@@ -287,6 +296,24 @@ def test_an_enqueuer_of_the_same_key_waits_for_the_callers_transaction(
     else:
         assert got[0] != mine
     assert [job for job, _, _ in _jobs(dsn)] == got
+
+
+def test_under_repeatable_read_a_concurrent_holder_fails_the_callers_enqueue(
+    backend: PgBackend, dsn: str
+) -> None:
+    """The caller's snapshot cannot see the job holding the key: PostgreSQL refuses, and the
+    caller retries, as it does for any serialization failure."""
+    with psycopg.connect(dsn) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.execute("SELECT 1")  # the snapshot is taken
+        holder = backend.enqueue("report", [], {"unique": "k"})
+        with pytest.raises(BackendError, match=r"could not serialize.*retry it") as raised:
+            backend.enqueue("report", [], {"unique": "k"}, conn=conn)
+        assert not isinstance(raised.value, DatabaseUnavailableError)
+        conn.rollback()
+        assert backend.enqueue("report", [], {"unique": "k"}, conn=conn) == holder
+        conn.commit()
+    assert [job for job, _, _ in _jobs(dsn)] == [holder]
 
 
 # Racing processes

@@ -459,6 +459,7 @@ def test_parse_enqueue_treats_none_as_absent() -> None:
         ("t", None, {"queues": ["a"]}, ValueError, "enqueue: unknown option 'queues'"),
         ("t", None, {"unique": ""}, ValueError, "enqueue: option 'unique' must not be empty"),
         ("t", None, {"unique": 7}, TypeError, "enqueue: option 'unique' must be a string"),
+        ("t", None, {"unique": "é" * 501}, ValueError, "'unique' is longer than 1000 bytes"),
         ("t", None, {"unique": "k", "unique_for": -1}, ValueError, "option 'unique_for'"),
         ("t", None, {"unique_for": 60}, ValueError, "'unique_for' needs option 'unique'"),
     ],
@@ -474,6 +475,7 @@ def test_parse_enqueue_takes_a_unique_key_and_its_window() -> None:
     opts = parse_enqueue("enqueue", "task", [], {"unique": "report:1", "unique_for": 60})
     assert (opts.unique, opts.unique_for) == ("report:1", 60.0)
     assert parse_enqueue("enqueue", "task", [], {"unique": "k"}).unique_for is None
+    assert parse_enqueue("enqueue", "task", [], {"unique": "é" * 500}).unique == "é" * 500
     none = parse_enqueue("enqueue", "task", [], {"unique": None, "unique_for": None})
     assert (none.unique, none.unique_for) == (None, None)
 

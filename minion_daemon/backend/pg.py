@@ -523,8 +523,8 @@ class PgBackend(
         stuck = {"seconds": check_seconds("repair: stuck_after", stuck_after)}
         workers = self.rowcount("repair", sql.REPAIR_MISSING_WORKERS, missing)
         finished = self.rowcount("repair", sql.REPAIR_OLD_JOBS, old)
-        self.forget_gone_keys()
         expired = self.rowcount("repair", sql.REPAIR_EXPIRED_JOBS)
+        self.forget_gone_keys()
         abandoned = self.rows("repair", sql.REPAIR_ABANDONED_JOBS)
         gone = sum(self.fail_job(job["id"], job["retries"], WORKER_WENT_AWAY) for job in abandoned)
         stuck_jobs = self.rowcount("repair", sql.REPAIR_STUCK_JOBS, stuck)

@@ -30,7 +30,8 @@ from minion_daemon.options import JobOptions
 UNIQUE_JOBS_VERSION: Final = 2
 
 # How both statements below claim a key. Each job draws its id from the jobs' sequence first
-# (as the column's default would), so that a key row can name the job before it exists; the
+# (as the column's default would: `minion_jobs_id_seq` is the name PostgreSQL gives the
+# sequence of Minion's BIGSERIAL id), so that a key row can name the job before it exists; the
 # job is inserted only when the key row the statement returns names it, because the key was
 # free (the row inserted) or its holder had let go of it (the row taken over). A held key's
 # row is updated all the same, to what it was: RETURNING then gives the holder, which a plain

@@ -154,6 +154,8 @@ def test_a_removed_job_frees_its_key_and_repair_forgets_it(minion: Minion, dsn: 
     # Repair (Perl's too) deletes jobs finished long ago; ours forgets their keys.
     old = minion.enqueue("report", [], unique="old")
     _finish(minion, old)
+    expired = minion.enqueue("report", [], unique="expired", expire=60)
+    execute(dsn, "UPDATE minion_jobs SET expires = NOW() WHERE id = %s", (expired,))
     held = minion.enqueue("report", [], unique="held")
     minion.backend.repair(remove_after=0)
     assert [job_id for job_id, _, _ in _jobs(dsn)] == [renewed, held]

@@ -6,16 +6,20 @@
     logging as the daemon does by default (JSON lines, level info, to stderr), until TERM.
 ``enqueue``
     One client that enqueues ``noop`` jobs for ``seconds``: one per call, or ``many`` per
-    ``enqueue_many`` call. It connects and warms up, prints ``ready``, starts at the ``go``
-    line on stdin (so concurrent clients overlap exactly), then prints
-    ``{"jobs": N, "seconds": S}``.
+    ``enqueue_many`` call; with ``unique`` ``"new"`` each call with a key of its own (each
+    creates a job), with ``"held"`` all with one key (after the first, each returns the job
+    that holds it). It connects and warms up, prints ``ready``, starts at the ``go`` line on
+    stdin (so concurrent clients overlap exactly), then prints ``{"jobs": N, "seconds": S}``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from bench.tasks import TASKS
@@ -45,12 +49,16 @@ def enqueue(dsn: str, options: dict[str, Any]) -> None:
     many = int(options.get("many", 0))
     batch: list[tuple[str, list[Any] | None, dict[str, Any] | None]]
     batch = [("noop", None, None)] * many
+    keys = _keys(options.get("unique"))
 
     def once() -> int:
         if many:
             minion.enqueue_many(batch)
             return many
-        minion.enqueue("noop")
+        if keys is None:
+            minion.enqueue("noop")
+        else:
+            minion.enqueue("noop", unique=next(keys))
         return 1
 
     for _ in range(WARMUP if not many else 2):
@@ -63,6 +71,15 @@ def enqueue(dsn: str, options: dict[str, Any]) -> None:
         jobs += once()
     print(json.dumps({"jobs": jobs, "seconds": time.monotonic() - started}), flush=True)
     minion.close()
+
+
+def _keys(unique: str | None) -> Iterator[str] | None:
+    """The ``unique`` keys of the calls: none, one per call, or one for all."""
+    if unique is None:
+        return None
+    if unique == "held":
+        return itertools.repeat("bench-held")
+    return (f"bench-{os.getpid()}-{n}" for n in itertools.count())
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from minion_daemon.backend import PgBackend
 
 PHASES: dict[str, Callable[[Context], list[Row]]] = {
     "enqueue": enqueue.run,
+    "unique": enqueue.unique,
     "throughput": throughput.run,
     "latency": latency.run,
     "memory": memory.run,

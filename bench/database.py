@@ -35,7 +35,10 @@ SELECT '[]', NOW(), CASE WHEN n % 10 = 0 THEN NULL ELSE NOW() END, 0,
 FROM generate_series(1, 10000) AS n
 """
 
-RESET: Final = "TRUNCATE minion_jobs, minion_locks, minion_workers RESTART IDENTITY"
+RESET: Final = (
+    "TRUNCATE minion_jobs, minion_locks, minion_workers, minion_daemon_unique_jobs"
+    " RESTART IDENTITY"
+)
 
 # Jobs that ended over the last 47 hours (inside Minion's 2-day retention, so repair keeps
 # them), ids in time order, one in 250 failed: rows first..last of total.

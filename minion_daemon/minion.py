@@ -115,7 +115,14 @@ class Minion(EventEmitter):
 
     def enqueue(self, task: str, args: Sequence[Any] | None = None, **options: Any) -> int:
         """Create a job; options as the backend's (attempts, delay, expire, lax, notes,
-        parents, priority, queue). Emits ``enqueue`` with the new id."""
+        parents, priority, queue; beyond Perl, ``unique`` and ``unique_for``). Emits
+        ``enqueue`` with the id returned.
+
+        ``unique="key"``: while the job enqueued with that key is inactive or active, this
+        returns its id and creates nothing; ``unique_for=SECONDS`` also counts a job created
+        within that many seconds, whatever its state. Needs minion-daemon's own tables at
+        version 2 (``minion-daemon migrate``); :class:`~minion_daemon.errors.SchemaError`
+        says so otherwise."""
         job_id = self.backend.enqueue(task, args, options)
         self.emit("enqueue", job_id)
         return job_id
@@ -123,7 +130,9 @@ class Minion(EventEmitter):
     def enqueue_many(
         self, jobs: Sequence[tuple[str, Sequence[Any] | None, dict[str, Any] | None]]
     ) -> list[int]:
-        """Create many jobs in one round trip; emits ``enqueue`` for each."""
+        """Create many jobs in one round trip, each ``(task, args, options)`` with the options
+        of :meth:`enqueue`; emits ``enqueue`` for each id returned. A ``unique`` key held
+        before the call, or by an earlier job of the same call, gives its holder's id."""
         ids = self.backend.enqueue_many(jobs)
         for job_id in ids:
             self.emit("enqueue", job_id)

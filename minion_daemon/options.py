@@ -22,6 +22,9 @@ INT_MAX: Final = 2**31 - 1
 BIGINT_MAX: Final = 2**63 - 1
 #: Deepest JSON nesting accepted; the JSON encoder recurses, and Python's stack ends near 1000.
 MAX_JSON_DEPTH: Final = 500
+#: Longest ``unique`` key accepted, in UTF-8 bytes: keys are a B-tree's entries, whose limit
+#: (2704 bytes, less after compression fails) a key must never meet as a driver error.
+MAX_UNIQUE_KEY_BYTES: Final = 1000
 #: Longest delay accepted: about 68 years, far beyond any queue's horizon, and well inside
 #: PostgreSQL's interval and timestamp ranges.
 MAX_SECONDS: Final = float(INT_MAX)
@@ -84,6 +87,14 @@ def check_text(where: str, value: object, *, empty: bool = False) -> str:
             f"{where} contains {value[error.start]!r} (a lone surrogate), which UTF-8 cannot encode"
         ) from None
     return value
+
+
+def check_key(where: str, value: object) -> str:
+    """A ``unique`` key: text of 1 to :data:`MAX_UNIQUE_KEY_BYTES` bytes in UTF-8."""
+    key = check_text(where, value)
+    if len(key.encode("utf-8")) > MAX_UNIQUE_KEY_BYTES:
+        raise ValueError(f"{where} is longer than {MAX_UNIQUE_KEY_BYTES} bytes in UTF-8")
+    return key
 
 
 def check_bool(where: str, value: object) -> bool:
@@ -256,10 +267,17 @@ class JobOptions:
     parents: tuple[int, ...] = ()
     priority: int = 0
     queue: str = "default"
+    #: Beyond Perl (enqueue only): while a job enqueued with this key is inactive or active,
+    #: enqueueing again returns that job's id and creates nothing.
+    unique: str | None = None
+    #: With ``unique``: the key is also held by a job created less than this many seconds
+    #: ago, whatever its state.
+    unique_for: float | None = None
 
 
 _ENQUEUE_KEYS: Final = frozenset(
-    ("attempts", "delay", "expire", "lax", "notes", "parents", "priority", "queue")
+    ("attempts", "delay", "expire", "lax", "notes", "parents", "priority", "queue", "unique",
+     "unique_for")
 )
 _SCHEDULE_KEYS: Final = frozenset(("attempts", "expire", "lax", "notes", "priority", "queue"))
 
@@ -273,6 +291,8 @@ _JOB_FIELD_CHECKS: Final[dict[str, Callable[[str, Any], object]]] = {
     "parents": lambda where, value: tuple(check_ids(where, value)),
     "priority": lambda where, value: check_int(where, value, -INT_MAX - 1, INT_MAX),
     "queue": check_text,
+    "unique": check_key,
+    "unique_for": check_seconds,
 }
 
 
@@ -296,6 +316,8 @@ def parse_enqueue(op: str, task: object, args: object, options: Options) -> JobO
     check_text(f"{op}: task", task)
     check_args(f"{op}: args", args)
     fields = _fields(op, options, _ENQUEUE_KEYS)
+    if "unique_for" in fields and "unique" not in fields:
+        raise ValueError(f"{op}: option 'unique_for' needs option 'unique', the key it holds")
     return JobOptions(**fields) if fields else _DEFAULT_JOB_OPTIONS
 
 

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, LiteralString
 
 import psycopg
+from psycopg.rows import dict_row
 
 from minion_daemon.backend import migrate as schema
 from minion_daemon.backend import sql
@@ -110,13 +111,25 @@ class PgExecutor:
         assert self._own_version is not None, "ready() finds it"
         return self._own_version
 
-    def require_own_tables(self, operation: str) -> None:
-        """Raise :class:`SchemaError`, saying what to run, when our own tables are absent."""
-        if self.own_schema_version == 0:
+    def require_own_tables(self, operation: str, feature: str, version: int) -> None:
+        """Raise :class:`SchemaError`, saying what to run, unless our own tables are at
+        ``version`` or later, which ``feature`` needs.
+
+        Before it raises, it reads the version again: a ``minion-daemon migrate`` run since
+        this backend first looked needs no restart of the program.
+        """
+        if self.own_schema_version >= version:
+            return
+        with self.connection(operation) as conn:
+            self._own_version = schema.active_version(conn, schema.OWN_MIGRATIONS_NAME)
+        found = self._own_version
+        if found < version:
+            state = "are missing" if found == 0 else f"are at version {found}"
             raise SchemaError(
-                f"{operation}: minion-daemon's own tables are missing (mojo_migrations"
-                f" {schema.OWN_MIGRATIONS_NAME!r} at version 0): run `minion-daemon migrate`,"
-                " or start the daemon with postgres.auto_migrate: create (the default)"
+                f"{operation}: minion-daemon's own tables {state}, {feature} need version"
+                f" {version} (mojo_migrations {schema.OWN_MIGRATIONS_NAME!r}): run"
+                " `minion-daemon migrate`, or start the daemon with postgres.auto_migrate:"
+                " create (the default)"
             )
 
     def migrate(self, target: int | None = None) -> int:
@@ -137,6 +150,25 @@ class PgExecutor:
             self._own_version = schema.migrate_own(conn, 0 if target == 0 else None)
             self._schema = None
             return schema.active_version(conn)
+
+    def ids_on_caller_connection(
+        self, operation: str, conn: psycopg.Connection[Any], query: LiteralString, params: Params
+    ) -> list[int]:
+        """Run an insert returning ``id`` on the caller's connection, inside whatever
+        transaction the caller has open there (beyond Perl: the jobs exist exactly when the
+        caller's rows do); the ids, in the rows' order."""
+        self.ready()
+        with self._translated(operation), conn.cursor(row_factory=dict_row) as cursor:
+            try:
+                cursor.execute(query, params)
+            except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as error:
+                # A serialization failure or deadlock of the caller's transaction (a unique
+                # key enqueued concurrently, under REPEATABLE READ): not an unavailable
+                # database, and the caller's to retry.
+                raise BackendError(
+                    f"{operation}: {error} (roll back the transaction and retry it)"
+                ) from error
+            return [int(row["id"]) for row in cursor.fetchall()]
 
     def server_connections(self) -> ServerConnections:
         """The server's ``max_connections`` and its reserved slots (see sql.SERVER_CONNECTIONS)."""

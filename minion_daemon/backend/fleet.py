@@ -19,6 +19,8 @@ from minion_daemon.options import check_id, check_text
 
 #: The channel a pause or resume is announced on; a worker LISTENs on it beside ``minion.job``.
 QUEUES_CHANNEL: Final = "minion_daemon.queues"
+#: The version of our own tables (mojo_migrations ``minion_daemon``) that has paused queues.
+PAUSED_QUEUES_VERSION: Final = 1
 #: The result a cancelled job is recorded with.
 JOB_CANCELLED: Final = "Job cancelled"
 
@@ -93,7 +95,7 @@ class FleetOperations(PgExecutor):
 
     def _change_queue(self, op: str, query: LiteralString, name: str) -> bool:
         params = {"queue": check_text(f"{op}: name", name, empty=True), "channel": QUEUES_CHANNEL}
-        self.require_own_tables(op)
+        self.require_own_tables(op, "paused queues", PAUSED_QUEUES_VERSION)
         return self.rowcount(op, query, params) > 0
 
     def paused_queues(self) -> list[str]:

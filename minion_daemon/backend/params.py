@@ -11,8 +11,9 @@ from minion_daemon.options import JobOptions, RetryOptions
 
 
 def job_fields(task: str, args: Sequence[Any], options: JobOptions) -> dict[str, Any]:
-    """A new job's columns as plain values, in the form ``ENQUEUE_MANY`` reads from JSON."""
-    return {
+    """A new job's columns as plain values, in the form ``ENQUEUE_MANY`` reads from JSON,
+    with ``unique`` and ``unique_for`` for a job with a key (``ENQUEUE_UNIQUE_MANY``)."""
+    fields = {
         "args": list(args),
         "attempts": options.attempts,
         "delay": options.delay,
@@ -24,10 +25,13 @@ def job_fields(task: str, args: Sequence[Any], options: JobOptions) -> dict[str,
         "queue": options.queue,
         "task": task,
     }
+    if options.unique is not None:
+        fields |= {"unique": options.unique, "unique_for": options.unique_for}
+    return fields
 
 
 def enqueue_params(task: str, args: Sequence[Any], options: JobOptions) -> dict[str, Any]:
-    """Parameters of ``ENQUEUE``."""
+    """Parameters of ``ENQUEUE``, and of ``ENQUEUE_UNIQUE`` for a job with a key."""
     fields = job_fields(task, args, options)
     return fields | {"args": Jsonb(fields["args"]), "notes": Jsonb(fields["notes"])}
 

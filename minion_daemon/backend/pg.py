@@ -17,17 +17,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal, cast
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from minion_daemon.backend import estimates, sql
 from minion_daemon.backend.connections import Connection, ConnectionSettings, disown
-from minion_daemon.backend.executor import INHERITED, PgExecutor, translate_errors
+from minion_daemon.backend.executor import INHERITED, PgExecutor
 from minion_daemon.backend.fleet import LISTEN_QUEUES, QUEUES_CHANNEL, FleetOperations
 from minion_daemon.backend.observe import ObserveOperations
 from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
 from minion_daemon.backend.schedules import ScheduleOperations
 from minion_daemon.backend.settings import PostgresSettings
+from minion_daemon.backend.unique import UniqueOperations
 from minion_daemon.model import (
     AutoMigrate,
     DequeuedJob,
@@ -86,7 +86,9 @@ def default_backoff(retries: int) -> float:
     return float(retries**4 + 15)
 
 
-class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecutor):
+class PgBackend(
+    ObserveOperations, ScheduleOperations, FleetOperations, UniqueOperations, PgExecutor
+):
     """The PostgreSQL backend, shared with Perl's Minion::Backend::Pg on one database.
 
     Nothing touches the database before the first operation, which checks the server version
@@ -389,12 +391,20 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
         Options: ``attempts``, ``delay``, ``expire``, ``lax``, ``notes``, ``parents``,
         ``priority``, ``queue``. With ``conn``, the job is inserted on the caller's connection
         inside the caller's transaction, so it exists exactly when the caller's data does.
+
+        Beyond Perl, ``unique`` (a key) and ``unique_for`` (seconds): while the job that was
+        enqueued with the key is inactive or active, or was created less than ``unique_for``
+        seconds ago, the id returned is that job's and nothing is inserted (see
+        :mod:`.unique`). It needs our own tables at version 2: :class:`SchemaError` otherwise.
         """
         opts = parse_enqueue("enqueue", task, args, options)
-        params = enqueue_params(task, check_args("enqueue: args", args), opts)
+        checked = check_args("enqueue: args", args)
+        if opts.unique is not None:
+            return self.enqueue_unique(task, checked, opts, conn)
+        params = enqueue_params(task, checked, opts)
         if conn is None:
             return int(self.scalar("enqueue", sql.ENQUEUE, params))
-        return self._on_caller_connection("enqueue", conn, sql.ENQUEUE, params)[0]
+        return self.ids_on_caller_connection("enqueue", conn, sql.ENQUEUE, params)[0]
 
     def enqueue_many(
         self,
@@ -405,7 +415,8 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
         """Insert many jobs in one statement; returns their ids in the order given.
 
         Each item is ``(task, args, options)`` as for :meth:`enqueue`, and ``conn`` works the
-        same way. Either every job is inserted or none is.
+        same way. Either every job is inserted or none is. A job whose ``unique`` key is held
+        (by an existing job or by an earlier one of the batch) gets the holder's id.
         """
         if not isinstance(jobs, Sequence) or isinstance(jobs, str | bytes):
             expected = "a list of (task, args, options)"
@@ -420,21 +431,15 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
             batch.append(job_fields(task, check_args(op, args), opts))
         if not batch:
             return []
+        if any("unique" in job for job in batch):
+            return self.enqueue_unique_many(batch, conn)
         params = {"jobs": Jsonb(batch)}
         if conn is None:
             ids = [int(row["id"]) for row in self.rows("enqueue_many", sql.ENQUEUE_MANY, params)]
         else:
-            ids = self._on_caller_connection("enqueue_many", conn, sql.ENQUEUE_MANY, params)
+            ids = self.ids_on_caller_connection("enqueue_many", conn, sql.ENQUEUE_MANY, params)
         # Ids come from the sequence in insertion order, which is the order given.
         return sorted(ids)
-
-    def _on_caller_connection(
-        self, operation: str, conn: psycopg.Connection[Any], query: Any, params: Any
-    ) -> list[int]:
-        self.ready()
-        with translate_errors(operation), conn.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(query, params)
-            return [int(row["id"]) for row in cursor.fetchall()]
 
     def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool:
         """Mark an active job finished with ``result``; false if (id, retries) is not active."""
@@ -565,6 +570,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
         workers = self.rowcount("repair", sql.REPAIR_MISSING_WORKERS, missing)
         finished = self.rowcount("repair", sql.REPAIR_OLD_JOBS, old)
         expired = self.rowcount("repair", sql.REPAIR_EXPIRED_JOBS)
+        self.forget_gone_keys()
         abandoned = self.rows("repair", sql.REPAIR_ABANDONED_JOBS)
         gone = sum(self.fail_job(job["id"], job["retries"], WORKER_WENT_AWAY) for job in abandoned)
         stuck_jobs = self.rowcount("repair", sql.REPAIR_STUCK_JOBS, stuck)
@@ -576,6 +582,7 @@ class PgBackend(ObserveOperations, ScheduleOperations, FleetOperations, PgExecut
         if opts.get("all") is not None and check_bool("reset: option 'all'", opts["all"]):
             query = sql.RESET_ALL_WITH_SCHEDULES if self.has_schedules else sql.RESET_ALL
             self.rowcount("reset", query)
+            self.forget_all_keys()
         elif opts.get("locks") is not None and check_bool("reset: option 'locks'", opts["locks"]):
             self.rowcount("reset", sql.RESET_LOCKS)
 

@@ -116,34 +116,41 @@ SELECT SET_CONFIG('lock_timeout',
          COALESCE(%(statement)s::int::text, CURRENT_SETTING('statement_timeout')), FALSE)
 """
 
-ENQUEUE: Final = """
-INSERT INTO minion_jobs
-  (args, attempts, delayed, expires, lax, notes, parents, priority, queue, task)
-VALUES (
+# A new job's columns, and their values from ``params.enqueue_params``: the one reading of
+# ENQUEUE and of a unique job's insert (backend/unique.py).
+JOB_COLUMNS: Final = "args, attempts, delayed, expires, lax, notes, parents, priority, queue, task"
+JOB_VALUES: Final = """
   %(args)s::jsonb, %(attempts)s::int, NOW() + INTERVAL '1 second' * %(delay)s::float8,
   CASE WHEN %(expire)s::bigint IS NOT NULL
     THEN NOW() + INTERVAL '1 second' * %(expire)s::bigint END,
   %(lax)s::bool, %(notes)s::jsonb, %(parents)s::bigint[], %(priority)s::int, %(queue)s::text,
-  %(task)s::text
+  %(task)s::text"""
+
+ENQUEUE: Final = f"""
+INSERT INTO minion_jobs ({JOB_COLUMNS})
+VALUES ({JOB_VALUES}
 )
 RETURNING id
 """
 
-# Many jobs in one round trip: one JSONB array, one row per element, inserted in array order so
-# that the ids, which the sequence hands out in insertion order, ascend with it. Jobs without
-# parents skip the sub-select that unpacks them: run for every row, it took 4 of the 15 ms a
-# batch of 1000 spent in the database.
-ENQUEUE_MANY: Final = """
-INSERT INTO minion_jobs
-  (args, attempts, delayed, expires, lax, notes, parents, priority, queue, task)
-SELECT job->'args', (job->>'attempts')::int,
+# JOB_VALUES read from ``job``, one JSONB object as ``params.job_fields`` writes it: the one
+# reading of ENQUEUE_MANY and of a batch of unique jobs. Jobs without parents skip the
+# sub-select that unpacks them: run for every row, it took 4 of the 15 ms a batch of 1000
+# spent in the database.
+JOB_VALUES_FROM_JSON: Final = """job->'args', (job->>'attempts')::int,
   NOW() + INTERVAL '1 second' * (job->>'delay')::float8,
   CASE WHEN job->>'expire' IS NOT NULL
     THEN NOW() + INTERVAL '1 second' * (job->>'expire')::bigint END,
   (job->>'lax')::bool, job->'notes',
   CASE WHEN job->'parents' = '[]' THEN '{}'::bigint[]
     ELSE ARRAY(SELECT jsonb_array_elements_text(job->'parents')::bigint) END,
-  (job->>'priority')::int, job->>'queue', job->>'task'
+  (job->>'priority')::int, job->>'queue', job->>'task'"""
+
+# Many jobs in one round trip: one JSONB array, one row per element, inserted in array order so
+# that the ids, which the sequence hands out in insertion order, ascend with it.
+ENQUEUE_MANY: Final = f"""
+INSERT INTO minion_jobs ({JOB_COLUMNS})
+SELECT {JOB_VALUES_FROM_JSON}
 FROM jsonb_array_elements(%(jobs)s::jsonb) WITH ORDINALITY AS batch(job, position)
 ORDER BY position
 RETURNING id

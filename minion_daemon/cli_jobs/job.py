@@ -12,6 +12,8 @@ as true); ``-L`` prints ``id  name  expires`` as later Minions do (10.25 omits t
 lists the entry-point tasks sorted, with the Python class (``minion_daemon.job.Job`` for a
 function, as Perl prints ``Minion::Job`` for a closure). ``-e`` warns on stderr, after the id,
 when no live worker offers the task (see ``TaskOffers``); the job is enqueued all the same.
+Beyond Perl: ``-u KEY`` (and ``--unique-for SECONDS``) enqueues a unique job, printing the id
+of the job that holds the key when one does; ``--cancel ID``.
 """
 
 from __future__ import annotations
@@ -93,6 +95,10 @@ def add_parser(commands: Any, connector: Connector) -> None:
     option("-t", "--task", action="append", metavar="TASK", help="list only jobs of these tasks"
            " (repeatable)")
     option("-U", "--unlock", metavar="NAME", help="release one lock of this name")
+    option("-u", "--unique", metavar="KEY", help="enqueue only if no inactive or active job"
+           " holds KEY, else print that job's id (beyond Perl)")
+    option("--unique-for", metavar="SECONDS", help="with -u: a job created within SECONDS"
+           " holds KEY too, whatever its state")
     option("-w", "--workers", action="store_true", help="list workers, or show worker ID")
     add_job_option(parser, "-x", _NEW_JOB, retry=True)
     add_limit_options(parser, "jobs, workers or locks")
@@ -133,7 +139,7 @@ def _prepare(arguments: argparse.Namespace) -> Action:  # noqa: PLR0911 - Perl's
         cancelled = _integer_id("--cancel", arguments.cancel)
         return lambda minion: _cancel(minion, cancelled)
     if arguments.enqueue is not None:
-        return _enqueue(arguments.enqueue, values)
+        return _enqueue(arguments, values)
     if arguments.stats:
         return lambda minion: _stats(minion, values.json)
     if arguments.history:
@@ -182,9 +188,13 @@ def _broadcast(
     return 0
 
 
-def _enqueue(task: str, values: _Values) -> Action:
+def _enqueue(arguments: argparse.Namespace, values: _Values) -> Action:
+    task: str = arguments.enqueue
     notes = json_object("-n/--notes", values.notes)
-    options = values.job | present(notes=notes)
+    unique_for = integer("--unique-for", arguments.unique_for)
+    if unique_for is not None and arguments.unique is None:
+        raise CommandLineError("--unique-for needs -u/--unique KEY, the key it holds")
+    options = values.job | present(notes=notes, unique=arguments.unique, unique_for=unique_for)
 
     def enqueue(minion: Minion) -> int:
         print(minion.enqueue(task, values.args, **options))

@@ -244,7 +244,7 @@ SELECT md5(concat_ws('|',
 
 _EMPTY_TABLES = sql.SQL(
     "TRUNCATE minion_jobs, minion_locks, minion_schedules, minion_workers,"
-    " minion_daemon_paused_queues RESTART IDENTITY"
+    " minion_daemon_paused_queues, minion_daemon_unique_jobs RESTART IDENTITY"
 )
 
 _OTHER_SESSIONS = sql.SQL(

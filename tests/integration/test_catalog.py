@@ -195,26 +195,38 @@ def test_1_upgrading_equals_migrating_fresh(
 def test_our_own_tables_are_exactly_their_migration_and_nothing_of_minion(
     make_database: Callable[[int | None], str],
 ) -> None:
-    """minion-daemon's own set (``migrations/minion_daemon.sql``) adds one table and its
-    primary key, all named ``minion_daemon_*``, so ``describe`` can leave them out."""
+    """minion-daemon's own set (``migrations/minion_daemon.sql``) adds tables with their
+    primary keys, all named ``minion_daemon_*``, so ``describe`` can leave them out."""
     own = describe_own(make_database(23))
-    columns = [
+    paused = [
         ("queue", "text", True, None),
         ("paused", "timestamp with time zone", True, "now()"),
     ]
+    unique = [
+        ("key", "text", True, None),
+        ("job_id", "bigint", True, None),
+        ("created", "timestamp with time zone", True, None),
+    ]
     assert own == {
-        "tables": {"minion_daemon_paused_queues": {"persistence": "p", "columns": columns}},
+        "tables": {
+            "minion_daemon_paused_queues": {"persistence": "p", "columns": paused},
+            "minion_daemon_unique_jobs": {"persistence": "p", "columns": unique},
+        },
         "constraints": [
             (
                 "minion_daemon_paused_queues",
                 "minion_daemon_paused_queues_pkey",
                 "PRIMARY KEY (queue)",
-            )
+            ),
+            ("minion_daemon_unique_jobs", "minion_daemon_unique_jobs_pkey", "PRIMARY KEY (key)"),
         ],
         "indexes": {
             "minion_daemon_paused_queues_pkey": "CREATE UNIQUE INDEX"
             " minion_daemon_paused_queues_pkey ON public.minion_daemon_paused_queues"
-            " USING btree (queue)"
+            " USING btree (queue)",
+            "minion_daemon_unique_jobs_pkey": "CREATE UNIQUE INDEX"
+            " minion_daemon_unique_jobs_pkey ON public.minion_daemon_unique_jobs"
+            " USING btree (key)",
         },
         "sequences": [],
         "functions": [],

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 from helpers.postgres import Server
@@ -23,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
+from minion_daemon.backend.migrate import migrate
 from minion_daemon.cli import main
 from minion_daemon.cli_jobs.output import rfc3339
 
@@ -84,6 +86,42 @@ def test_enqueue_with_every_option_round_trips(run: Run, minion: Minion) -> None
     assert {k: v for k, v in as_json.items() if k != "time"} == {
         k: v for k, v in info.items() if k != "time"
     }
+
+
+def test_enqueue_unique_prints_the_holders_id(run: Run, minion: Minion) -> None:
+    first = int(_ok(run("job", "-e", "report", "-u", "report:daily")))
+    assert int(_ok(run("job", "-e", "report", "-a", "[2]", "-u", "report:daily"))) == first
+    assert len(minion.enqueued(task="report")) == 1
+    worker = minion.backend.register_worker()
+    assert minion.backend.dequeue(worker, 0, {"id": first})
+    assert minion.backend.finish_job(first, 0)
+    windowed = ("-u", "report:daily", "--unique-for", "3600")
+    assert int(_ok(run("job", "-e", "report", *windowed))) == first, "created within the hour"
+    assert int(_ok(run("job", "-e", "report", "-u", "report:daily"))) != first, "finished"
+
+
+def test_enqueue_unique_refuses_a_window_without_a_key(run: Run, minion: Minion) -> None:
+    assert run("job", "-e", "report", "--unique-for", "60") == (
+        2, "", "minion-daemon: --unique-for needs -u/--unique KEY, the key it holds\n"
+    )  # fmt: skip
+    code, _, err = run("job", "-e", "report", "-u", "k", "--unique-for", "soon")
+    assert (code, err) == (2, "minion-daemon: --unique-for expects an integer, got 'soon'\n")
+    assert minion.enqueued(task="report") == []
+
+
+def test_enqueue_unique_without_our_tables_says_to_migrate(
+    make_database: Callable[[int | None], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = make_database(None)
+    with psycopg.connect(dsn, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        migrate(conn, 23)
+    assert main(["job", "--dsn", dsn, "-e", "report", "-u", "k"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("minion-daemon: enqueue: minion-daemon's own tables are missing")
+    assert "run `minion-daemon migrate`" in err
+    assert execute(dsn, "SELECT count(*) FROM minion_jobs") == [(0,)]
 
 
 def test_listing_filters_and_paging(run: Run, minion: Minion) -> None:

@@ -259,9 +259,9 @@ def test_migrate_applies_our_tables_and_reports_both_versions(
     assert main(["migrate", "--dsn", empty]) == 0
     out, err = capsys.readouterr()
     assert out == "25\n"
-    assert "minion_daemon tables at version 1" in err
+    assert "minion_daemon tables at version 2" in err
     rows = execute(empty, "SELECT name, version FROM mojo_migrations ORDER BY name")
-    assert rows == [("minion", 25), ("minion_daemon", 1)]
+    assert rows == [("minion", 25), ("minion_daemon", 2)]
 
 
 def _schema_23_without_ours(make_database: Callable[[int | None], str]) -> str:
@@ -281,7 +281,7 @@ def test_create_adds_our_tables_to_a_perl_database_and_leaves_minion_at_23(
     finally:
         minion.close()
     rows = execute(dsn, "SELECT name, version FROM mojo_migrations ORDER BY name")
-    assert rows == [("minion", 23), ("minion_daemon", 1)]
+    assert rows == [("minion", 23), ("minion_daemon", 2)]
 
 
 def test_without_our_tables_jobs_work_and_the_features_say_what_to_run(

@@ -1,12 +1,12 @@
 """A stopping worker gives up on a database that stays unreachable (``STOP_PATIENCE``).
 
 A worker told to stop waits for its running jobs, to record their outcomes. If the database
-is gone meanwhile and stays gone for ``STOP_PATIENCE`` (120 s), it leaves the jobs to
-repair (their processes end with its fork server) and exits instead of lingering, an orphan
-if its supervisor is gone too. The patience is a module constant with no setting, so this
-test runs the Worker in this process and shortens it there. "Unreachable" is the worker's own database refusing connections
-(``ALLOW_CONNECTIONS false``, its sessions terminated): every statement of the worker then
-fails with DatabaseUnavailableError, as it would with the server down.
+is gone meanwhile and stays gone for ``STOP_PATIENCE`` (120 s), it leaves the jobs to repair
+(their processes end with its fork server) and exits instead of lingering, an orphan if its
+supervisor is gone too. The patience is a module constant with no setting, so this test runs
+the Worker in this process and shortens it there. "Unreachable" is the worker's own database
+refusing connections (``ALLOW_CONNECTIONS false``, its sessions terminated): every statement
+of the worker then fails with DatabaseUnavailableError, as it would with the server down.
 """
 
 from __future__ import annotations

@@ -56,6 +56,15 @@ my %commands = (
 
   stats => sub { return $minion->stats },
 
+  # Perl's repair (removing finished jobs older than remove_after) and reset of everything.
+  repair => sub {
+    $minion->remove_after($input->{remove_after}) if defined $input->{remove_after};
+    $minion->repair;
+    return {repaired => 1};
+  },
+
+  reset => sub { $minion->reset({all => 1}); return {reset => 1} },
+
   # Read as the database is: Minion 10.25 would refuse to migrate a schema newer than its 23,
   # and history reads no column newer than that.
   history => sub { $minion->backend->pg->auto_migrate(0); return $minion->history },

@@ -152,6 +152,31 @@ def test_jobs_we_enqueue_are_performed_by_perl(shared: tuple[PgBackend, Peer]) -
     assert backend.stats()["workers"] == 0, "Perl's perform_jobs unregistered its worker"
 
 
+def test_unique_keys_follow_what_perl_does_to_their_jobs(shared: tuple[PgBackend, Peer]) -> None:
+    """Perl performs, removes and resets jobs without a look at our key table: whether a key
+    is held is read from Minion's own table."""
+    backend, peer = shared
+    held = backend.enqueue("add", [7, 8], {"unique": "reset"})
+    assert peer.run("reset") == {"reset": 1}
+    stranger = backend.enqueue("other", [])
+    assert stranger == held, "Perl's reset restarts the ids: the holder's id is another's now"
+    assert backend.enqueue("add", [], {"unique": "reset"}) != stranger
+
+    first = backend.enqueue("add", [1, 2], {"unique": "sum"})
+    assert backend.enqueue("add", [3, 4], {"unique": "sum"}) == first
+    assert peer.run("work") == {"performed": 1}
+    assert _info(backend, first)["state"] == "finished"
+    second = backend.enqueue("add", [3, 4], {"unique": "sum"})
+    assert second != first, "a job Perl finished holds its key no more"
+
+    windowed = backend.enqueue("add", [5, 6], {"unique": "window", "unique_for": 3600})
+    assert peer.run("work") == {"performed": 1}
+    assert backend.enqueue("add", [], {"unique": "window", "unique_for": 3600}) == windowed
+    assert peer.run("repair", {"remove_after": 0}) == {"repaired": 1}
+    assert backend.list_jobs(0, 10, {"ids": [windowed]})["jobs"] == []
+    assert backend.enqueue("add", [], {"unique": "window", "unique_for": 3600}) != windowed
+
+
 def test_locks_are_shared_both_ways(shared: tuple[PgBackend, Peer]) -> None:
     backend, peer = shared
     assert backend.lock("shared", 3600)

@@ -35,8 +35,15 @@ def test_version_24_down_drops_its_index() -> None:
 
 def test_our_own_set_creates_only_tables_of_our_own() -> None:
     own = load_migrations(OWN_MIGRATIONS_FILE)
-    assert sorted(own.up) == sorted(own.down) == [1]
+    assert sorted(own.up) == sorted(own.down) == [1, 2]
     assert "CREATE TABLE IF NOT EXISTS minion_daemon_paused_queues" in own.up[1]
-    assert "minion_jobs" not in own.up[1]
-    assert "minion_workers" not in own.up[1]
     assert own.down[1] == "DROP TABLE IF EXISTS minion_daemon_paused_queues;"
+    assert "CREATE TABLE IF NOT EXISTS minion_daemon_unique_jobs" in own.up[2]
+    assert own.down[2] == "DROP TABLE IF EXISTS minion_daemon_unique_jobs;"
+    for version in own.up:
+        # Only comments may name Minion's tables: nothing of ours creates or changes them.
+        statements = "\n".join(
+            line for line in own.up[version].splitlines() if not line.startswith("--")
+        )
+        assert "minion_jobs" not in statements
+        assert "minion_workers" not in statements

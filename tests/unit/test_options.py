@@ -457,6 +457,11 @@ def test_parse_enqueue_treats_none_as_absent() -> None:
         ("t", None, {"lax": "no"}, TypeError, "enqueue: option 'lax'"),
         ("t", None, {"queue": ""}, ValueError, "enqueue: option 'queue'"),
         ("t", None, {"queues": ["a"]}, ValueError, "enqueue: unknown option 'queues'"),
+        ("t", None, {"unique": ""}, ValueError, "enqueue: option 'unique' must not be empty"),
+        ("t", None, {"unique": 7}, TypeError, "enqueue: option 'unique' must be a string"),
+        ("t", None, {"unique": "é" * 501}, ValueError, "'unique' is longer than 1000 bytes"),
+        ("t", None, {"unique": "k", "unique_for": -1}, ValueError, "option 'unique_for'"),
+        ("t", None, {"unique_for": 60}, ValueError, "'unique_for' needs option 'unique'"),
     ],
 )
 def test_parse_enqueue_refuses_bad_arguments(
@@ -464,6 +469,15 @@ def test_parse_enqueue_refuses_bad_arguments(
 ) -> None:
     with pytest.raises(error, match=match):
         parse_enqueue("enqueue", task, args, options)
+
+
+def test_parse_enqueue_takes_a_unique_key_and_its_window() -> None:
+    opts = parse_enqueue("enqueue", "task", [], {"unique": "report:1", "unique_for": 60})
+    assert (opts.unique, opts.unique_for) == ("report:1", 60.0)
+    assert parse_enqueue("enqueue", "task", [], {"unique": "k"}).unique_for is None
+    assert parse_enqueue("enqueue", "task", [], {"unique": "é" * 500}).unique == "é" * 500
+    none = parse_enqueue("enqueue", "task", [], {"unique": None, "unique_for": None})
+    assert (none.unique, none.unique_for) == (None, None)
 
 
 def test_parse_schedule_options_takes_the_job_options_without_delay_and_parents() -> None:
@@ -475,7 +489,7 @@ def test_parse_schedule_options_takes_the_job_options_without_delay_and_parents(
         0.0,
         (),
     )
-    for key, value in (("delay", 1), ("parents", [1])):
+    for key, value in (("delay", 1), ("parents", [1]), ("unique", "k")):
         with pytest.raises(ValueError, match=f"schedule: unknown option '{key}'"):
             parse_schedule_options("schedule", {key: value})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from helpers.daemon import Daemon, Settings, free_port, quick_settings, running_
 
 @pytest.fixture
 def start(tmp_path: Path, task_path: Path, dsn: str) -> Iterator[Any]:
-    """``start(environ=None, **sections)``: ``minion-daemon run`` with a config of test
+    """``start(environ=None, python=None, **sections)``: ``minion-daemon run`` with a config of test
     settings updated by ``sections``; returns the daemon and its config file."""
 
     def defaults() -> Settings:
@@ -24,9 +25,9 @@ def start(tmp_path: Path, task_path: Path, dsn: str) -> Iterator[Any]:
     with running_daemons(tmp_path, task_path, defaults) as daemons:
 
         def start_daemon(
-            environ: dict[str, str] | None = None, **sections: Any
+            environ: dict[str, str] | None = None, python: str = sys.executable, **sections: Any
         ) -> tuple[Daemon, Path]:
-            daemon = daemons.start(sections, **(environ or {}))
+            daemon = daemons.start(sections, python=python, **(environ or {}))
             return daemon, daemon.config
 
         yield start_daemon

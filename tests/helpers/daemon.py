@@ -70,6 +70,7 @@ class Daemon:
         metrics: str | None,
         *,
         log: Path | None = None,
+        python: str = sys.executable,
         **environ: str,
     ) -> None:
         environment = dict(os.environ, PYTHONPATH=f"{task_path}:{TESTS}", **environ)
@@ -79,7 +80,7 @@ class Daemon:
         self.log = log
         handle = None if log is None else log.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "minion_daemon", "run", "-c", str(config)],
+            [python, "-m", "minion_daemon", "run", "-c", str(config)],
             env=environment,
             stderr=subprocess.PIPE if handle is None else handle,
             text=True,
@@ -127,9 +128,14 @@ class Daemons:
         self.defaults = defaults
         self.started: list[Daemon] = []
 
-    def start(self, *updates: Mapping[str, Mapping[str, Any]], **environ: str) -> Daemon:
-        """Start a daemon with the defaults updated by each of ``updates`` in turn, section
-        by section, and ``environ`` added to its environment."""
+    def start(
+        self,
+        *updates: Mapping[str, Mapping[str, Any]],
+        python: str = sys.executable,
+        **environ: str,
+    ) -> Daemon:
+        """Start a daemon (run by ``python``) with the defaults updated by each of ``updates``
+        in turn, section by section, and ``environ`` added to its environment."""
         settings = self.defaults()
         # The admin UI's default port is one for the whole machine: tests that run at once
         # get a free port each unless they say otherwise.
@@ -141,7 +147,8 @@ class Daemons:
         config = self.directory / f"config-{number}.yaml"
         config.write_text(yaml.safe_dump(settings), encoding="utf-8")
         log = self.directory / f"daemon-{number}.log"
-        daemon = Daemon(config, self.task_path, _metrics_address(settings), log=log, **environ)
+        address = _metrics_address(settings)
+        daemon = Daemon(config, self.task_path, address, log=log, python=python, **environ)
         self.started.append(daemon)
         return daemon
 

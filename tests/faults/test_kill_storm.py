@@ -2,9 +2,11 @@
 
 The real daemon (2 worker processes x 4 jobs, fork mode) works through TOTAL jobs of
 ``record_run`` with ATTEMPTS attempts while the test kills one of its processes every
-KILL_EVERY seconds: every WORKER_TURN-th kill a worker process (its job processes die with
-it, and repair, with a short ``missing_after``, fails and retries their jobs), the others a
-job process (its worker records the failure and retries the job). At the end:
+KILL_EVERY seconds: every WORKER_TURN-th kill a worker process (its fork server and job
+processes die with it, and its supervisor fails and retries their jobs) or, in turn, a fork
+server (its job processes die with it, and its worker records their failures and exits, to
+be replaced), the others a job process (its worker records the failure and retries the job).
+At the end:
 
 - nothing is lost: every job is finished, or failed with the reason of a kill;
 - nothing is recorded twice: a finished job was recorded finished exactly once (the
@@ -68,13 +70,20 @@ class Storm:
         workers = children(self.supervisor)
         for pid in workers:
             self.first_seen.setdefault(pid, now)
+        # A worker process's child is its fork server, whose children are the job processes.
+        servers = [(server, worker) for worker in workers for server in children(worker)]
         self.turn += 1
         if self.turn % WORKER_TURN == 0:
             aged = [pid for pid in workers if now - self.first_seen[pid] >= WORKER_MIN_AGE]
-            targets = [(pid, self.supervisor) for pid in aged]
-            kind = "worker"
+            if (self.turn // WORKER_TURN) % 2:
+                targets = [(pid, self.supervisor) for pid in aged]
+                kind = "worker"
+            else:
+                # The worker of a dead fork server fails its jobs and exits, to be replaced.
+                targets = [(server, worker) for server, worker in servers if worker in aged]
+                kind = "fork server"
         else:
-            targets = [(job, worker) for worker in workers for job in children(worker)]
+            targets = [(job, server) for server, _ in servers for job in children(server)]
             kind = "job"
         if targets:
             pid, parent = self.random.choice(targets)
@@ -128,13 +137,15 @@ def test_kill_storm_loses_nothing_and_finishes_nothing_twice(
     report = (
         f"kill storm (seed {seed}): {TOTAL} jobs settled in {elapsed:.1f} s; {runs} runs;"
         f" {states.get('finished', 0)} finished, {states.get('failed', 0)} failed;"
-        f" kills: {storm.kills['worker']} worker processes, {storm.kills['job']} job processes;"
+        f" kills: {storm.kills['worker']} worker processes,"
+        f" {storm.kills['fork server']} fork servers, {storm.kills['job']} job processes;"
         f" lost: {lost}; finished twice: {double_finishes(dsn)}"
     )
     figures(report)
     assert sum(states.values()) == TOTAL, f"jobs lost: {report}"
     assert set(states) <= {"finished", "failed"}, report
     assert storm.kills["worker"], report
+    assert storm.kills["fork server"], report
     assert storm.kills["job"], report
 
     # Failed jobs failed for a kill, after at most ATTEMPTS runs.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
+from minion_daemon.backend.caller import CallerConnection
 from minion_daemon.model import (
     DequeuedJob,
     DispatchedSchedule,
@@ -77,11 +78,19 @@ class Backend(Protocol):
     def forget_inherited(self) -> None: ...
 
     def enqueue(
-        self, task: str, args: Sequence[Any] | None = None, options: Options = None
+        self,
+        task: str,
+        args: Sequence[Any] | None = None,
+        options: Options = None,
+        *,
+        conn: CallerConnection | None = None,
     ) -> int: ...
 
     def enqueue_many(
-        self, jobs: Sequence[tuple[str, Sequence[Any] | None, Options]]
+        self,
+        jobs: Sequence[tuple[str, Sequence[Any] | None, Options]],
+        *,
+        conn: CallerConnection | None = None,
     ) -> list[int]: ...
 
     def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...

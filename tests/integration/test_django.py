@@ -2,7 +2,7 @@
 ``manage.py minion_daemon`` running the daemon with Django set up (docs/django.md).
 
 The test project is tests/helpers/django_site, set up once in this process on a database of
-this module's; the daemon runs as a subprocess through its manage.py, with the project's task
+its own; the daemon runs as a subprocess through its manage.py, with the project's task
 installed as an entry point.
 """
 
@@ -47,11 +47,12 @@ def _rolled_back() -> Iterator[None]:
         raise Cancelled
 
 
-@pytest.fixture(scope="module")
-def shop_dsn(make_module_database: Callable[[int | None], str]) -> Iterator[str]:
+@pytest.fixture(scope="session")
+def shop_dsn(make_session_database: Callable[[int | None], str]) -> Iterator[str]:
     """The test project's database (Minion's schema, then Django's tables), with Django set up
-    on it in this process."""
-    dsn = make_module_database(25)
+    on it in this process: once, as Django's settings are (a module's fixture would be made
+    again when the run comes back to the module, as it does after its slow test)."""
+    dsn = make_session_database(25)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SHOP_DSN", dsn)
         patch.setenv("DJANGO_SETTINGS_MODULE", SETTINGS)

@@ -117,3 +117,16 @@ def test_a_driver_other_than_psycopg_3_is_refused() -> None:
     with Session(engine) as session, pytest.raises(TypeError, match="sqlite\\+pysqlite"):
         connection(session)
     engine.dispose()
+
+
+def test_the_engines_url_as_postgresql_is_minions_dsn(engine: Engine, minion: Minion) -> None:
+    """docs/sqlalchemy.md: Minion on the engine's database, from the engine's URL."""
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with Session(engine) as session, session.begin():
+        job_id = minion.enqueue("ship", ["book"], conn=connection(session))
+
+    same = Minion(url)
+    try:
+        assert [job["id"] for job in same.enqueued(task="ship")] == [job_id]
+    finally:
+        same.close()

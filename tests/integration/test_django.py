@@ -29,6 +29,8 @@ from helpers.daemon import add_distribution, quick_settings
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
+from minion_daemon.contrib.django import connection
+from minion_daemon.contrib.django import dsn as django_dsn
 
 TESTS = Path(__file__).resolve().parents[1]
 MANAGE = TESTS / "helpers" / "django_site" / "manage.py"
@@ -80,6 +82,9 @@ def minion(shop_minion: Minion) -> Iterator[Minion]:
     Order.objects.all().delete()
 
 
+# The models can be imported only once Django is set up (shop_dsn).
+
+
 def _order(item: str) -> Any:
     from helpers.django_site.shop.models import Order
 
@@ -93,8 +98,6 @@ def _orders() -> list[str]:
 
 
 def test_a_job_enqueued_in_an_atomic_block_that_rolls_back_does_not_exist(minion: Minion) -> None:
-    from minion_daemon.contrib.django import connection
-
     with _rolled_back():
         order = _order("book")
         job_id = minion.enqueue("ship", [order.pk], conn=connection())
@@ -110,8 +113,6 @@ def test_a_job_enqueued_in_an_atomic_block_that_rolls_back_does_not_exist(minion
 def test_a_job_enqueued_in_an_atomic_block_that_commits_exists_from_the_commit(
     minion: Minion,
 ) -> None:
-    from minion_daemon.contrib.django import connection
-
     with transaction.atomic():
         order = _order("book")
         job_id = minion.enqueue("ship", [order.pk], conn=connection(), priority=4)
@@ -123,8 +124,6 @@ def test_a_job_enqueued_in_an_atomic_block_that_commits_exists_from_the_commit(
 
 
 def test_a_job_enqueued_in_a_nested_block_goes_with_its_savepoint(minion: Minion) -> None:
-    from minion_daemon.contrib.django import connection
-
     with transaction.atomic():
         kept = minion.enqueue("ship", [_order("book").pk], conn=connection())
         with _rolled_back():
@@ -134,16 +133,17 @@ def test_a_job_enqueued_in_a_nested_block_goes_with_its_savepoint(minion: Minion
     assert _orders() == ["book"]
 
 
-def test_connection_refuses_a_database_that_is_not_postgresql(shop_dsn: str) -> None:
-    from minion_daemon.contrib.django import connection
+def test_a_job_enqueued_outside_an_atomic_block_exists_at_once(minion: Minion) -> None:
+    job_id = minion.enqueue("ship", [1], conn=connection())
+    assert minion.job(job_id) is not None
 
+
+def test_connection_refuses_a_database_that_is_not_postgresql(shop_dsn: str) -> None:
     with pytest.raises(TypeError, match=r"DATABASES\['local'\] is sqlite, not PostgreSQL"):
         connection("local")
 
 
 def test_connection_refuses_a_block_that_an_error_doomed(shop_dsn: str) -> None:
-    from minion_daemon.contrib.django import connection
-
     with transaction.atomic():
         transaction.set_rollback(True)
         with pytest.raises(TransactionManagementError):
@@ -151,9 +151,7 @@ def test_connection_refuses_a_block_that_an_error_doomed(shop_dsn: str) -> None:
 
 
 def test_dsn_reaches_djangos_database(shop_dsn: str) -> None:
-    from minion_daemon.contrib.django import dsn
-
-    with psycopg.connect(dsn()) as conn:
+    with psycopg.connect(django_dsn()) as conn:
         named = conn.execute("SELECT current_database()").fetchone()
     assert named == (connections["default"].settings_dict["NAME"],)
 
@@ -197,8 +195,7 @@ def test_the_daemon_under_manage_py_runs_jobs_that_use_the_orm(
     minion: Minion, shop_dsn: str, tmp_path: Path
 ) -> None:
     """Inline jobs share the worker's Django connection; a job process forked after one of
-    them gets a session of its own, and leaves the worker's working."""
-    from minion_daemon.contrib.django import connection
+    them gets a session of its own, and the worker's session goes on."""
 
     def ship(task: str, item: str) -> dict[str, Any]:
         with transaction.atomic():

@@ -8,9 +8,8 @@ psycopg, and lets a type checker hold any future backend to the same contract.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from minion_daemon.backend.caller import CallerConnection
 from minion_daemon.model import (
     DequeuedJob,
     DispatchedSchedule,
@@ -28,6 +27,9 @@ from minion_daemon.model import (
     WorkerList,
 )
 from minion_daemon.options import Options
+
+if TYPE_CHECKING:
+    from minion_daemon.backend.caller import CallerConnection
 
 
 class Backend(Protocol):

@@ -194,8 +194,9 @@ def test_the_command_refuses_djangos_connection_pool(
 def test_the_daemon_under_manage_py_runs_jobs_that_use_the_orm(
     minion: Minion, shop_dsn: str, tmp_path: Path
 ) -> None:
-    """Inline jobs share the worker's Django connection; a job process forked after one of
-    them gets a session of its own, and the worker's session goes on."""
+    """Each process has a Django session of its own: the daemon's supervisor (manage.py's
+    process, whose system checks opened one), its worker, where inline jobs share one, and a
+    job process; and the worker's session goes on after a job process was forked."""
 
     def ship(task: str, item: str) -> dict[str, Any]:
         with transaction.atomic():
@@ -216,8 +217,9 @@ def test_the_daemon_under_manage_py_runs_jobs_that_use_the_orm(
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
 
+    supervisor = int((tmp_path / "session").read_text(encoding="utf-8"))
+    assert len({supervisor, inline["session"], forked["session"]}) == 3
     assert forked["pid"] != inline["pid"]
-    assert forked["session"] != inline["session"]
     assert again == inline
 
 
@@ -242,6 +244,7 @@ def _daemon(shop_dsn: str, directory: Path) -> Iterator[subprocess.Popen[str]]:
         os.environ,
         PYTHONPATH=os.pathsep.join(str(p) for p in (path, TESTS, inherited) if p),
         SHOP_DSN=shop_dsn,
+        SHOP_SESSION_FILE=str(directory / "session"),
         DJANGO_SETTINGS_MODULE=SETTINGS,
     )
     environment.pop("MINION_DAEMON_DSN", None)

@@ -180,11 +180,16 @@ def _config(arguments: argparse.Namespace) -> Config:
     return load_config(path)
 
 
-def resolve_dsn(arguments: argparse.Namespace, config: Config) -> str:
+def _given_dsn(arguments: argparse.Namespace, config: Config) -> str | None:
     """``--dsn``, else ``$MINION_DAEMON_DSN``, else ``postgres.dsn`` of the config file (the
-    config loader applies the variable), else the private cluster a daemon runs in the state
-    directory."""
-    dsn = arguments.dsn or config.postgres.dsn
+    config loader applies the variable), else the database :func:`main` was given."""
+    return arguments.dsn or config.postgres.dsn or arguments.database
+
+
+def resolve_dsn(arguments: argparse.Namespace, config: Config) -> str:
+    """The DSN given (:func:`_given_dsn`), else the private cluster a daemon runs in the
+    state directory."""
+    dsn = _given_dsn(arguments, config)
     if dsn:
         return dsn
     cluster = EmbeddedPostgres(arguments.state_dir or default_state_dir())
@@ -236,7 +241,7 @@ def _run(arguments: argparse.Namespace) -> int:
     config = _config(arguments)
     logs.configure(config.logging.format, config.logging.level)
     path: Path | None = arguments.config
-    dsn = arguments.dsn or config.postgres.dsn
+    dsn = _given_dsn(arguments, config)
     if dsn:
         return Supervisor(config, dsn, path).run()
     # No database anywhere: a newcomer's first run gets a private cluster, reused next time.
@@ -244,9 +249,12 @@ def _run(arguments: argparse.Namespace) -> int:
         return Supervisor(config, database.dsn, path).run()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the process exit code."""
+def main(argv: Sequence[str] | None = None, *, database: str | None = None) -> int:
+    """Run one command; returns the process exit code. ``database``: the DSN to use when
+    none is given, in place of the private cluster (``manage.py minion_daemon`` passes
+    Django's)."""
     arguments = _parser().parse_args(argv)
+    arguments.database = database
     try:
         return int(arguments.run(arguments))
     except (UsageError, ConfigError, TaskLoadError, TaskConflictError) as error:

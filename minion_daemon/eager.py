@@ -27,6 +27,7 @@ from minion_daemon.tasks import TaskRegistry
 from minion_daemon.tasks.discovery import load_into
 
 if TYPE_CHECKING:
+    from minion_daemon.backend.caller import CallerConnection
     from minion_daemon.minion import Minion
     from minion_daemon.model import JobInfo
 
@@ -71,9 +72,17 @@ class EagerMinion:
         self.tasks.add(name, task, source=source, mode=mode, timeout=timeout)
         return self
 
-    def enqueue(self, task: str, args: Sequence[Any] | None = None, **options: Any) -> int:
+    def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] | None = None,
+        *,
+        conn: CallerConnection | None = None,
+        **options: Any,
+    ) -> int:
         """Run the job now and return its id; options as :meth:`Minion.enqueue`'s, checked
-        the same way. A task that raises fails its job (:meth:`info` has the error)."""
+        the same way. A task that raises fails its job (:meth:`info` has the error). ``conn``
+        is taken and left alone: the task runs now, whatever becomes of that transaction."""
         opts = parse_enqueue("enqueue", task, args, options)
         arguments = json.loads(json.dumps(check_args("enqueue: args", args)))
         job_id = len(self._jobs) + 1

@@ -20,6 +20,7 @@ from minion_daemon.tasks import TaskRegistry
 from minion_daemon.worker import Worker
 
 if TYPE_CHECKING:
+    from minion_daemon.backend.caller import CallerConnection
     from minion_daemon.model import (
         DispatchedSchedule,
         History,
@@ -113,7 +114,14 @@ class Minion(EventEmitter):
 
     # Jobs
 
-    def enqueue(self, task: str, args: Sequence[Any] | None = None, **options: Any) -> int:
+    def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] | None = None,
+        *,
+        conn: CallerConnection | None = None,
+        **options: Any,
+    ) -> int:
         """Create a job; options as the backend's (attempts, delay, expire, lax, notes,
         parents, priority, queue; beyond Perl, ``unique`` and ``unique_for``). Emits
         ``enqueue`` with the id returned.
@@ -122,18 +130,28 @@ class Minion(EventEmitter):
         returns its id and creates nothing; ``unique_for=SECONDS`` also counts a job created
         within that many seconds, whatever its state. Needs minion-daemon's own tables at
         version 2 (``minion-daemon migrate``); :class:`~minion_daemon.errors.SchemaError`
-        says so otherwise."""
-        job_id = self.backend.enqueue(task, args, options)
+        says so otherwise.
+
+        With ``conn``, a psycopg 3 connection of yours, the job is inserted on it, inside
+        your transaction: it exists when that commits, and never if it rolls back (the event
+        is emitted at once all the same). docs/django.md and docs/sqlalchemy.md show how to
+        get a framework's connection.
+        """
+        job_id = self.backend.enqueue(task, args, options, conn=conn)
         self.emit("enqueue", job_id)
         return job_id
 
     def enqueue_many(
-        self, jobs: Sequence[tuple[str, Sequence[Any] | None, dict[str, Any] | None]]
+        self,
+        jobs: Sequence[tuple[str, Sequence[Any] | None, dict[str, Any] | None]],
+        *,
+        conn: CallerConnection | None = None,
     ) -> list[int]:
         """Create many jobs in one round trip, each ``(task, args, options)`` with the options
-        of :meth:`enqueue`; emits ``enqueue`` for each id returned. A ``unique`` key held
-        before the call, or by an earlier job of the same call, gives its holder's id."""
-        ids = self.backend.enqueue_many(jobs)
+        of :meth:`enqueue`, on ``conn`` as :meth:`enqueue`; emits ``enqueue`` for each id
+        returned. A ``unique`` key held before the call, or by an earlier job of the same call,
+        gives its holder's id."""
+        ids = self.backend.enqueue_many(jobs, conn=conn)
         for job_id in ids:
             self.emit("enqueue", job_id)
         return ids

@@ -113,6 +113,13 @@ def make_module_database(databases: Databases) -> Iterator[Callable[[int | None]
 
 
 @pytest.fixture(scope="session")
+def make_session_database(databases: Databases) -> Iterator[Callable[[int | None], str]]:
+    """``make_database`` for session-scoped fixtures, such as those of state a process sets
+    once (Django's settings): each is dropped at the end of the run."""
+    yield from _databases_made(databases)
+
+
+@pytest.fixture(scope="session")
 def _reusable(databases: Databases) -> Reusable:
     return Reusable(databases, lambda: databases.create(25, _migrate))
 

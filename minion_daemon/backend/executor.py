@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 
 from minion_daemon.backend import migrate as schema
 from minion_daemon.backend import sql
+from minion_daemon.backend.caller import CallerConnection
 from minion_daemon.backend.connections import (
     Connection,
     ConnectionSettings,
@@ -152,7 +153,7 @@ class PgExecutor:
             return schema.active_version(conn)
 
     def ids_on_caller_connection(
-        self, operation: str, conn: psycopg.Connection[Any], query: LiteralString, params: Params
+        self, operation: str, conn: CallerConnection, query: LiteralString, params: Params
     ) -> list[int]:
         """Run an insert returning ``id`` on the caller's connection, inside whatever
         transaction the caller has open there (beyond Perl: the jobs exist exactly when the

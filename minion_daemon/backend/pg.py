@@ -20,6 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from minion_daemon.backend import estimates, sql
+from minion_daemon.backend.caller import CallerConnection
 from minion_daemon.backend.connections import Connection, ConnectionSettings, disown
 from minion_daemon.backend.executor import INHERITED, PgExecutor
 from minion_daemon.backend.fleet import LISTEN_QUEUES, QUEUES_CHANNEL, FleetOperations
@@ -384,7 +385,7 @@ class PgBackend(
         args: Sequence[Any] | None = None,
         options: Options = None,
         *,
-        conn: psycopg.Connection[Any] | None = None,
+        conn: CallerConnection | None = None,
     ) -> int:
         """Insert one inactive job and return its id.
 
@@ -410,7 +411,7 @@ class PgBackend(
         self,
         jobs: Sequence[tuple[str, Sequence[Any] | None, Options]],
         *,
-        conn: psycopg.Connection[Any] | None = None,
+        conn: CallerConnection | None = None,
     ) -> list[int]:
         """Insert many jobs in one statement; returns their ids in the order given.
 

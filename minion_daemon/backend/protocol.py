@@ -8,7 +8,7 @@ psycopg, and lets a type checker hold any future backend to the same contract.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from minion_daemon.model import (
     DequeuedJob,
@@ -27,6 +27,9 @@ from minion_daemon.model import (
     WorkerList,
 )
 from minion_daemon.options import Options
+
+if TYPE_CHECKING:
+    from minion_daemon.backend.caller import CallerConnection
 
 
 class Backend(Protocol):
@@ -77,11 +80,19 @@ class Backend(Protocol):
     def forget_inherited(self) -> None: ...
 
     def enqueue(
-        self, task: str, args: Sequence[Any] | None = None, options: Options = None
+        self,
+        task: str,
+        args: Sequence[Any] | None = None,
+        options: Options = None,
+        *,
+        conn: CallerConnection | None = None,
     ) -> int: ...
 
     def enqueue_many(
-        self, jobs: Sequence[tuple[str, Sequence[Any] | None, Options]]
+        self,
+        jobs: Sequence[tuple[str, Sequence[Any] | None, Options]],
+        *,
+        conn: CallerConnection | None = None,
     ) -> list[int]: ...
 
     def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-import psycopg
 from psycopg.types.json import Jsonb
 
+from minion_daemon.backend.caller import CallerConnection
 from minion_daemon.backend.executor import PgExecutor
 from minion_daemon.backend.params import enqueue_params
 from minion_daemon.backend.sql import JOB_COLUMNS, JOB_VALUES, JOB_VALUES_FROM_JSON
@@ -141,7 +141,7 @@ class UniqueOperations(PgExecutor):
         task: str,
         args: Sequence[Any],
         options: JobOptions,
-        conn: psycopg.Connection[Any] | None,
+        conn: CallerConnection | None,
     ) -> int:
         """Insert the job unless its ``options.unique`` key is held (on ``conn`` when given);
         the id of the job holding the key, the new one's if it was inserted."""
@@ -152,7 +152,7 @@ class UniqueOperations(PgExecutor):
         return int(self.rows("enqueue", ENQUEUE_UNIQUE, params, prepare=True)[0]["id"])
 
     def enqueue_unique_many(
-        self, batch: Sequence[dict[str, Any]], conn: psycopg.Connection[Any] | None
+        self, batch: Sequence[dict[str, Any]], conn: CallerConnection | None
     ) -> list[int]:
         """:meth:`enqueue_unique` for ``batch`` (``params.job_fields``, some with ``unique``):
         every job's id, or its key's holder, in the order given."""

@@ -42,7 +42,11 @@ def test_installed_wheel_migrates_without_the_source_tree(
         assert any(name.endswith(".dist-info/licenses/LICENSE") for name in archive.namelist())
         assert "minion_daemon/admin/templates/jobs.html" in archive.namelist()
         assert "minion_daemon/admin/static/admin.js" in archive.namelist()
+        # Django finds a management command by its file: the app ships its package whole.
+        command = "minion_daemon/contrib/django/management/commands/minion_daemon.py"
+        assert command in archive.namelist()
 
+    # A venv without Django or SQLAlchemy: the daemon needs neither (their extras are apart).
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", venv)
     _run(venv / "bin" / "pip", "install", "-q", "--disable-pip-version-check", wheel)

@@ -46,3 +46,11 @@ def test_options_are_checked_and_kept_as_enqueue_does() -> None:
     info = eager.info(eager.enqueue("noop", (1, 2), queue="q", priority=3, notes={"a": (1,)}))
     assert (info["args"], info["queue"], info["priority"]) == ([1, 2], "q", 3)
     assert info["notes"] == {"a": [1]}
+
+
+def test_a_connection_given_to_enqueue_is_left_alone() -> None:
+    """Code that enqueues in its transaction (docs/django.md) runs under eager mode too: the
+    task runs now, and nothing touches the connection."""
+    eager = EagerMinion().add_task("echo", lambda job, value: value)
+    connection: Any = object()  # a connection would fail at the first use of any attribute
+    assert eager.info(eager.enqueue("echo", [1], conn=connection))["result"] == 1

@@ -164,3 +164,19 @@ def test_only_proc_forks() -> None:
         and isinstance(node.value, ast.Name) and node.value.id == "os"
     )
     assert forking == ["proc.py"]
+
+
+def test_only_contrib_imports_the_frameworks_and_nothing_imports_contrib() -> None:
+    """The frameworks are optional: importing minion_daemon, or running the daemon, never
+    needs one of them."""
+    frameworks = ("django", "sqlalchemy")
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in _modules()
+        if path.relative_to(PACKAGE).parts[0] != "contrib"
+        and any(
+            name.split(".")[0] in frameworks or name.startswith("minion_daemon.contrib")
+            for name in _imports(path)
+        )
+    ]
+    assert offenders == []

@@ -1,0 +1,1 @@
+"""A tiny Django project for tests/integration/test_django.py (settings, manage.py, one app)."""

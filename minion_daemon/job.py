@@ -31,7 +31,7 @@ records in the fork server stays there.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from minion_daemon.events import EventEmitter
@@ -224,10 +224,3 @@ class Job(EventEmitter):
     def record(self, error: str | None) -> bool:
         """Record what :meth:`execute` produced, unless the task recorded its job itself."""
         return self.apply(verdict(self.ending(error)))
-
-
-def finished_all(jobs: Sequence[Job], recorded: set[int], results: Mapping[int, Any]) -> None:
-    """Tell each of ``jobs`` whose id is in ``recorded`` that it was recorded finished."""
-    for job in jobs:
-        if job.id in recorded:
-            job.finished(results.get(job.id))

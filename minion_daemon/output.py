@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import io
 import os
-import select
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
@@ -120,11 +119,6 @@ class JobOutput:
             self._lines.write(chunk)
         self.was_full = taken >= self._capacity
         return taken > 0
-
-    def wait(self, seconds: float) -> None:
-        """Log what is written within ``seconds``, returning at the first of it (or the end)."""
-        select.select([self.fd], [], [], seconds)
-        self.read()
 
     def close(self) -> None:
         """Log what is left, the last line even if unfinished; a descendant of the job

@@ -74,13 +74,6 @@ class ForkRunner:
         if self._server is None:
             self._server = ForkServer.start(self.minion, self._announce)
 
-    @property
-    def server_pid(self) -> int | None:
-        return None if self._server is None else self._server.pid
-
-    def __len__(self) -> int:
-        return len(self._running)
-
     def launch(self, jobs: Collection[Job]) -> None:
         self.start()
         assert self._server is not None
@@ -247,6 +240,3 @@ class ForkRunner:
             if running.handover is not None:
                 os.close(running.handover)
         self._running.clear()
-
-    def running_jobs(self) -> dict[int, Job]:
-        return {job_id: running.job for job_id, running in self._running.items()}

@@ -317,14 +317,14 @@ class Worker(EventEmitter):
         self._collect()
         # Every duty runs on the first pass: Perl's baselines of 0 on the monotonic clock do
         # the same on any host up for more than an interval, so repair runs at startup.
-        if self._due("heartbeat", settings.heartbeat_interval):
+        duties = self._duties()
+        if self._due("heartbeat", duties["heartbeat"]):
             self.register()
-        if self._due("command", settings.command_interval):
+        if self._due("command", duties["command"]):
             self.process_commands()
-        if self._repair_every and self._due("repair", self._repair_every):
+        if duties["repair"] and self._due("repair", duties["repair"]):
             self.minion.repair()
-        dispatch = settings.dispatch_interval
-        if dispatch and self.minion.backend.has_schedules and self._due("dispatch", dispatch):
+        if duties["dispatch"] and self._due("dispatch", duties["dispatch"]):
             self.minion.dispatch_schedules()
         self._take_jobs()
 
@@ -557,12 +557,27 @@ class Worker(EventEmitter):
             signal.signal(signal.SIGALRM, previous)
 
     def _pause(self, longest: float = BUSY_PAUSE) -> float:
-        """How long to wait while nothing can be done: until a runner must act, at most
-        ``longest``; a job ending or a signal ends it sooner."""
+        """How long to wait while nothing can be done: until a runner must act or a duty is
+        due, at most ``longest``; a job ending or a signal ends it sooner."""
         due = min(runner.due_in() for runner in self._runners.values())
+        now = time.monotonic()
         if self._pids_since is not None:
-            due = min(due, self._pids_since + PID_NOTE_PATIENCE - time.monotonic())
+            due = min(due, self._pids_since + PID_NOTE_PATIENCE - now)
+        for duty, interval in self._duties().items():
+            if interval and (last := self._last.get(duty)) is not None:
+                due = min(due, last + interval - now)
         return max(min(longest, due), MIN_PAUSE)
+
+    def _duties(self) -> dict[str, float]:
+        """Each duty of the loop and its interval (0: never)."""
+        settings = self.settings
+        schedules = self.minion.backend.has_schedules
+        return {
+            "heartbeat": settings.heartbeat_interval,
+            "command": settings.command_interval,
+            "repair": self._repair_every,
+            "dispatch": settings.dispatch_interval if schedules else 0.0,
+        }
 
     def _due(self, duty: str, interval: float) -> bool:
         now = time.monotonic()
@@ -576,7 +591,8 @@ class Worker(EventEmitter):
 
     def _wait(self, seconds: float, *, listen: bool = True) -> None:
         """Wait up to ``seconds`` for a signal, a runner's descriptor or (when ``listen``) a
-        notification of new jobs."""
+        notification of new jobs. A pulse alone does not end the wait: it would cost an idle
+        worker a turn, and a claim, every second."""
         watched = [fd for runner in self._runners.values() for fd in runner.fds()]
         if self._wakeup is not None:
             watched.append(self._wakeup[0])
@@ -584,18 +600,31 @@ class Worker(EventEmitter):
         if listener is not None:
             watched.append(listener)
         selector = self._selector or selectors.DefaultSelector()
+        deadline = time.monotonic() + seconds
         try:
             for fd in watched:
                 selector.register(fd, selectors.EVENT_READ)
-            ready = selector.select(seconds)
+            while True:
+                ready = {key.fd for key, _ in selector.select(deadline - time.monotonic())}
+                if ready != {self._wakeup[0] if self._wakeup else -1} or not self._pulses_only():
+                    break
         finally:
             for fd in watched:
                 with contextlib.suppress(KeyError, ValueError):
                     selector.unregister(fd)
             if self._selector is None:
                 selector.close()
-        if listener is not None and any(key.fd == listener for key, _ in ready):
+        if listener is not None and listener in ready:
             self.minion.backend.take_notifications()
+
+    def _pulses_only(self) -> bool:
+        """Read the signal pipe: whether only pulses (SIGALRM) woke the wait."""
+        assert self._wakeup is not None
+        try:
+            woken = os.read(self._wakeup[0], 512)
+        except BlockingIOError:
+            return True
+        return set(woken) <= {signal.SIGALRM}
 
     # Signals: handlers only record; the pipe wakes whatever the loop waits on.
 

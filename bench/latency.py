@@ -51,6 +51,10 @@ def measure(ctx: Context, mode: str) -> list[float]:
     return latencies
 
 
+#: Each mode's p50 and p99 goals, in ms (fork mode's from issue 14: the fork server).
+TARGETS_MS = {"inline": (5.0, 25.0), "fork": (2.0, 10.0)}
+
+
 def run(ctx: Context) -> list[Row]:
     rows = []
     for mode in ("inline", "fork"):
@@ -62,7 +66,8 @@ def run(ctx: Context) -> list[Row]:
             **cut, "min": min(samples), "max": max(samples), "count": len(samples)
         }
         name = f"enqueue → start, {mode} mode"
-        rows.append(Row("latency", f"{name}, p50", cut["p50"], "ms", target=at_most(5)))
+        p50, p99 = TARGETS_MS[mode]
+        rows.append(Row("latency", f"{name}, p50", cut["p50"], "ms", target=at_most(p50)))
         rows.append(Row("latency", f"{name}, p95", cut["p95"], "ms"))
-        rows.append(Row("latency", f"{name}, p99", cut["p99"], "ms", target=at_most(25)))
+        rows.append(Row("latency", f"{name}, p99", cut["p99"], "ms", target=at_most(p99)))
     return rows

@@ -156,13 +156,15 @@ def memory(pid: int) -> dict[str, int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of the process and of its children it reaped (fork mode's job processes)."""
+    """CPU time of the process, of its descendants alive now (a worker's fork server), and of
+    the children each of them reaped (fork mode's job processes, reaped by the fork server)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return 0.0
     # utime, stime, cutime, cstime: fields 14-17 of proc(5), counted after the command name.
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    own = sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children(pid))
 
 
 def machine_cpu_seconds() -> float:

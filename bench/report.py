@@ -12,8 +12,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Target:
-    """A goal from issue #7: the ratio to the baseline at least ``value`` (``kind="ratio"``),
-    or the measurement itself at most ``value`` (``kind="max"``)."""
+    """A goal: the ratio to the baseline at least ``value`` (``kind="ratio"``) or at most it
+    (``kind="max_ratio"``: CPU per job), or the measurement itself at most ``value``
+    (``kind="max"``)."""
 
     kind: str
     value: float
@@ -21,6 +22,8 @@ class Target:
     def text(self, unit: str) -> str:
         if self.kind == "ratio":
             return f"≥ {self.value:g}x"
+        if self.kind == "max_ratio":
+            return f"≤ {self.value:g}x"
         return f"≤ {self.value:g} {unit}"
 
     def met(self, ours: float, baseline: float | None) -> bool | None:
@@ -28,6 +31,8 @@ class Target:
             return ours <= self.value
         if baseline is None or baseline <= 0:
             return None
+        if self.kind == "max_ratio":
+            return ours / baseline <= self.value
         return ours / baseline >= self.value
 
 
@@ -37,6 +42,10 @@ def at_least(ratio: float) -> Target:
 
 def at_most(value: float) -> Target:
     return Target("max", value)
+
+
+def at_most_ratio(ratio: float) -> Target:
+    return Target("max_ratio", ratio)
 
 
 @dataclass

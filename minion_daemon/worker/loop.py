@@ -399,9 +399,7 @@ class Worker(EventEmitter):
             self._launch(jobs, batched=batched)
         elif claim is not None:
             self.emit("wait")
-            self._wait(
-                min(self.settings.dequeue_timeout, self._pause(BUSY_PAUSE * 1e9)), listen=listening
-            )
+            self._wait(self._pause(self.settings.dequeue_timeout), listen=listening)
 
     def _claim_plan(self) -> tuple[int, dict[str, Any], bool] | None:
         """How many jobs to claim now, with which options, and whether they run batched;
@@ -428,8 +426,11 @@ class Worker(EventEmitter):
                     options["tasks"] = inline
                     return settings.batch, options, True
                 options["tasks"] = [task for task in tasks if task not in inline]
-        # Limits are per task: claiming several at once could pass one.
-        return (1 if settings.limits else free), options, False
+        # Limits are per task: claiming several at once could pass one. Inline jobs run one
+        # after another: claiming more than the one that runs would hold the others active
+        # (batched mode does that on purpose).
+        inline_only = all(self._mode_of(task) == Mode.INLINE for task in options["tasks"])
+        return (1 if settings.limits or inline_only else free), options, False
 
     def _launch(self, jobs: list[Job], *, batched: bool = False) -> None:
         for job in jobs:
@@ -439,22 +440,14 @@ class Worker(EventEmitter):
             return
         for job in jobs:
             runner = self._runner_of(job)
-            self.running[job.id] = job
             if runner is self.inline:
-                self.running.pop(job.id)
+                # Runs to its end here, so it is never among the running jobs.
                 self.inline.launch([job])
                 self._collect()
                 continue
+            self.running[job.id] = job
             runner.launch([job])
-            log.info(
-                "job.started",
-                mode=runner.mode.value,
-                job_id=job.id,
-                task=job.task,
-                queue=job.queue,
-                retries=job.retries,
-                latency=job.latency,
-            )
+            log.info("job.started", mode=runner.mode.value, **job.log_fields(), latency=job.latency)
 
     def _run_batch(self, jobs: list[Job]) -> None:
         """Batched mode: run the claimed inline jobs one after another, then record their

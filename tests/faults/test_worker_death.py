@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+from helpers.processes import children, gone
 from helpers.sql import execute
 from helpers.waiting import wait_until
 
@@ -77,6 +78,48 @@ def test_the_jobs_of_a_killed_worker_are_failed_within_2_s(
     wait_until(lambda: _rescued(minion, ids, worker_id), RESCUE_LIMIT, "the jobs failed")
     figures(f"{mode}: {len(ids)} jobs failed {time.monotonic() - killed:.2f} s after kill -9")
     _assert_went_away(minion, ids)
+
+
+def _job_pids(minion: Minion, ids: list[int]) -> list[int]:
+    return wait_until(
+        lambda: (
+            (pids := [job["notes"].get("minion_pid") for job in _jobs(minion, ids)])
+            and all(pids)
+            and pids
+        ),
+        10,
+        "the minion_pid notes",
+    )
+
+
+def test_kill_9_of_a_worker_takes_its_fork_server_and_job_processes(
+    dsn: str, minion: Minion, launch: Any
+) -> None:
+    launch(dsn, workers={"processes": 1})
+    ids, worker_id, pid = _start_jobs(minion, 4)
+    (server,) = children(pid)
+    job_pids = _job_pids(minion, ids)
+    assert set(job_pids) == set(children(server)), "the job processes are the fork server's"
+    os.kill(pid, signal.SIGKILL)
+    for gone_pid in (server, *job_pids):
+        wait_until(lambda gone_pid=gone_pid: gone(gone_pid), 5, f"process {gone_pid} to die")
+    wait_until(lambda: _rescued(minion, ids, worker_id), RESCUE_LIMIT, "the jobs failed")
+
+
+def test_kill_9_of_a_fork_server_fails_its_jobs_and_replaces_its_worker(
+    dsn: str, minion: Minion, launch: Any
+) -> None:
+    launch(dsn, workers={"processes": 1})
+    ids, worker_id, pid = _start_jobs(minion, 4)
+    (server,) = children(pid)
+    job_pids = _job_pids(minion, ids)
+    os.kill(server, signal.SIGKILL)
+    for gone_pid in (pid, *job_pids):
+        wait_until(lambda gone_pid=gone_pid: gone(gone_pid), 10, f"process {gone_pid} to die")
+    wait_until(lambda: _rescued(minion, ids, worker_id), 10, "the jobs failed")
+    killed = "Job terminated unexpectedly (exit code: 0, signal: 9)"
+    assert {job["result"] for job in _jobs(minion, ids)} == {killed}
+    wait_until(lambda: _worker_ids(minion) - {worker_id}, 30, "a replacement worker")
 
 
 def test_the_jobs_of_a_hung_worker_are_failed_when_it_is_killed(

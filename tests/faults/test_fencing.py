@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from helpers.fault_tasks import instrument, violations
-from helpers.processes import signal_child
+from helpers.processes import children, signal_child
 from helpers.sql import execute, hasten_retries
 from helpers.waiting import wait_until
 
@@ -88,7 +88,8 @@ def test_a_stale_finish_cannot_overwrite_the_retried_job(
     first_pid, first_token = wait_until(lambda: _run(dsn, job_id, 0), 30, "the first run")
     first_worker = _job(dsn, job_id)["worker"]
     worker_pid = _worker_pid(dsn, first_worker)
-    assert signal_child(first_pid, worker_pid, signal.SIGSTOP)
+    (fork_server,) = children(worker_pid)  # the parent of the worker's job processes
+    assert signal_child(first_pid, fork_server, signal.SIGSTOP)
     assert signal_child(worker_pid, daemon.pid, signal.SIGSTOP)
 
     # Repair gives up on the silent worker; the other one runs the job again.
@@ -109,7 +110,7 @@ def test_a_stale_finish_cannot_overwrite_the_retried_job(
     # Thaw the first run: it finishes late, with its own token.
     thawed = time.monotonic()
     assert signal_child(worker_pid, daemon.pid, signal.SIGCONT)
-    assert signal_child(first_pid, worker_pid, signal.SIGCONT)
+    assert signal_child(first_pid, fork_server, signal.SIGCONT)
     log = daemon.log.read_text
     wait_until(lambda: _logged_stale_end(log(), job_id), 30, "the first worker to reap its run")
     stale_done = time.monotonic() - thawed

@@ -100,7 +100,13 @@ class Backend(Protocol):
     def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
 
     def record_failure(
-        self, job_id: int, retries: int, result: Any = None
+        self,
+        job_id: int,
+        retries: int,
+        result: Any = None,
+        *,
+        backoff: Callable[[int], float] | None = None,
+        retry: bool = True,
     ) -> Literal["failed", "retried"] | None: ...
 
     def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool: ...

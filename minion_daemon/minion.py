@@ -74,13 +74,13 @@ class Minion(EventEmitter):
         self.stuck_after: float = 172800
 
     @property
-    def backoff(self) -> Callable[[int], float]:
+    def backoff(self) -> Backoff:
         """Seconds before an automatic retry, from the job's retries (default retries⁴ + 15),
         for the tasks registered without a backoff of their own and for repair's retries."""
         return self.backend.backoff
 
     @backoff.setter
-    def backoff(self, value: Callable[[int], float]) -> None:
+    def backoff(self, value: Backoff) -> None:
         self.backend.backoff = value
 
     def close(self) -> None:

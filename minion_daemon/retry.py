@@ -81,6 +81,10 @@ class RetryPolicy:
         no_retry_on: Iterable[str | type[BaseException]] = (),
     ) -> RetryPolicy:
         """A policy from classes or their names."""
+        for given in (retry_on, no_retry_on):
+            if isinstance(given, str):
+                # A str is an iterable of names too: "KeyError" would mean K, e, y, ...
+                raise TypeError(f"name exception classes in a list, not the string {given!r}")
         return cls(
             backoff,
             None if retry_on is None else tuple(map(_class_name, retry_on)),

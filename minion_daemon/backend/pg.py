@@ -469,13 +469,14 @@ class PgBackend(
         whatever the attempts), ``None`` when (id, retries) is not active. ``backoff`` (the
         task's own) replaces :attr:`backoff` for this retry."""
         params = _result_params("fail_job", "failed", job_id, retries, result)
+        delay = None
         if retry:
             delay = self._backoff_delay(retries, self.backoff if backoff is None else backoff)
         with self.connection("fail_job") as conn, conn.transaction():
             row = conn.execute(sql.UPDATE_RESULT, params).fetchone()
             if row is None:
                 return None
-            if row["attempts"] <= 1 or not retry:
+            if row["attempts"] <= 1 or delay is None:
                 return "failed"
             again = {"attempts": row["attempts"] - 1, "delay": delay}
             options = parse_retry("fail_job", again)

@@ -67,6 +67,11 @@ def test_no_retry_on_wins_over_retry_on_and_retry_on_restricts() -> None:
     assert policy.no_retry_on == (f"{__name__}.PermanentError",)
 
 
+def test_a_lone_string_is_no_list_of_names() -> None:
+    with pytest.raises(TypeError, match="in a list, not the string 'KeyError'"):
+        RetryPolicy.of(retry_on="KeyError")
+
+
 def test_the_default_policy_retries_everything_with_the_minions_backoff() -> None:
     policy = RetryPolicy()
     assert policy.backoff is None

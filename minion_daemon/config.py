@@ -21,6 +21,7 @@ import yaml
 
 from minion_daemon.errors import MinionError
 from minion_daemon.model import AUTO_MIGRATE_CHOICES, AutoMigrate, Mode, auto_migrate_choice
+from minion_daemon.retry import Exponential, RetryPolicy
 
 DSN_ENVIRONMENT_VARIABLE: Final = "MINION_DAEMON_DSN"
 
@@ -44,7 +45,12 @@ class ConfigError(MinionError, ValueError):
 
 
 class _Invalid(Exception):
-    """What a parser raises: the expectation, to be placed after the key path."""
+    """What a parser raises: the expectation, to be placed after the key path, which ``at``
+    extends when the problem lies inside the value (a task's own key)."""
+
+    def __init__(self, expectation: str, at: str = "") -> None:
+        super().__init__(expectation)
+        self.at = at
 
 
 Parse = Callable[[Any], Any]
@@ -158,28 +164,72 @@ def listen_address(value: Any) -> str:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TaskSettings:
-    """How the workers run one task."""
+    """How the workers run one task; ``retry``, when the config gives any of its keys,
+    replaces the policy the task was registered with."""
 
     mode: Mode = Mode.FORK
     timeout: float | None = None
+    retry: RetryPolicy | None = None
+
+
+_TASK_KEYS: Final = ("mode", "timeout", "backoff", "retry_on", "no_retry_on")
+_RETRY_KEYS: Final = ("backoff", "retry_on", "no_retry_on")
+_EXPONENTIAL_KEYS: Final = frozenset(field.name for field in dataclasses.fields(Exponential))
 
 
 def task_settings(value: Any) -> dict[str, TaskSettings]:
     if not isinstance(value, dict):
-        raise _Invalid(f"a mapping of task names to {{mode, timeout}}, got {_describe(value)}")
+        keys = ", ".join(_TASK_KEYS)
+        raise _Invalid(f"a mapping of task names to {{{keys}}}, got {_describe(value)}")
     parsed = {}
     for task, settings in value.items():
-        if not isinstance(settings, dict) or set(settings) - {"mode", "timeout"}:
-            raise _Invalid(f"{task}: a mapping with mode and/or timeout, got {settings!r}")
-        try:
-            mode = Mode.parse(settings.get("mode", Mode.FORK), str(task))
-        except ValueError as error:
-            raise _Invalid(str(error)) from None
-        timeout = settings.get("timeout")
-        parsed[str(task)] = TaskSettings(
-            mode, None if timeout is None else seconds(0.001, 1e7)(timeout)
+        if not isinstance(settings, dict) or set(settings) - set(_TASK_KEYS):
+            keys = ", ".join(_TASK_KEYS)
+            raise _Invalid(f"a mapping with keys of {keys}, got {settings!r}", at=str(task))
+        name = str(task)
+        parsed[name] = TaskSettings(
+            _task_key(name, settings, "mode", _mode, Mode.FORK),
+            _task_key(name, settings, "timeout", seconds(0.001, 1e7)),
+            _retry_policy(name, settings) if set(settings) & set(_RETRY_KEYS) else None,
         )
     return parsed
+
+
+def _mode(value: Any) -> Mode:
+    return Mode(text(*(mode.value for mode in Mode))(value))
+
+
+def _task_key(
+    task: str, settings: dict[str, Any], key: str, parse: Parse, default: Any = None
+) -> Any:
+    """One of a task's keys, parsed; its problem names the key."""
+    if key not in settings:
+        return default
+    try:
+        return parse(settings[key])
+    except (_Invalid, ValueError) as problem:
+        raise _Invalid(str(problem), at=f"{task}.{key}") from None
+
+
+def _retry_policy(task: str, settings: dict[str, Any]) -> RetryPolicy:
+    """A task's retry keys as a policy; absent keys take the policy's defaults."""
+    backoff = _task_key(task, settings, "backoff", _backoff)
+    retry_on = _task_key(task, settings, "retry_on", names)
+    no_retry_on = _task_key(task, settings, "no_retry_on", names, ())
+    try:
+        return RetryPolicy(backoff, retry_on, no_retry_on)
+    except ValueError as problem:
+        raise _Invalid(str(problem), at=task) from None
+
+
+def _backoff(value: Any) -> Exponential | None:
+    """``minion`` (Minion's ``retries ** 4 + 15``) or the keys of an :class:`Exponential`."""
+    if value == "minion":
+        return None
+    if not isinstance(value, dict) or not set(value) <= _EXPONENTIAL_KEYS:
+        keys = ", ".join(sorted(_EXPONENTIAL_KEYS))
+        raise _Invalid(f"minion, or a mapping with keys of {keys}, got {_describe(value)}")
+    return Exponential(**value)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -233,7 +283,7 @@ class WorkersConfig:
         60, "a worker silent this long is replaced as hung", seconds(1, 86400)
     )
     tasks: dict[str, TaskSettings] = _setting(  # noqa: RUF009 - a default_factory, as above
-        {}, "per-task mode (fork|inline) and timeout", task_settings
+        {}, "per-task mode (fork|inline), timeout, backoff, retry_on, no_retry_on", task_settings
     )
     batch: int = _setting(
         1, "inline jobs claimed per statement (1: Minion's one job per claim)", integer(1, 1000)
@@ -422,7 +472,8 @@ def _section(kind: type, data: Any, source: str, path: str) -> Any:
         try:
             values[name] = fields[name].metadata["parse"](_expand(value, source, key))
         except _Invalid as invalid:
-            raise ConfigError(source, key, f"expected {invalid}") from None
+            at = f"{key}.{invalid.at}" if invalid.at else key
+            raise ConfigError(source, at, f"expected {invalid}") from None
     return kind(**values)
 
 

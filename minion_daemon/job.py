@@ -41,7 +41,7 @@ from minion_daemon.output import captured
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
-    from minion_daemon.model import JobInfo, JobList
+    from minion_daemon.model import Backoff, JobInfo, JobList
 
 
 class JobStore(Protocol):
@@ -56,7 +56,13 @@ class JobStore(Protocol):
     def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
 
     def record_failure(
-        self, job_id: int, retries: int, result: Any = None
+        self,
+        job_id: int,
+        retries: int,
+        result: Any = None,
+        *,
+        backoff: Backoff | None = None,
+        retry: bool = True,
     ) -> Literal["failed", "retried"] | None: ...
 
     def retry_job(
@@ -105,6 +111,9 @@ class Job(EventEmitter):
         self.outcome: str | None = None
         #: The first line of the recorded failure, for logs.
         self.failure: str | None = None
+        #: The error :meth:`execute` returned is final: its task's retry policy does not retry
+        #: the exception it came from, so the job fails whatever attempts it has left.
+        self.final = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.task!r} retries={self.retries}>"
@@ -154,9 +163,14 @@ class Job(EventEmitter):
         self.outcome = "finished"
         self.emit("finished", result)
 
-    def fail(self, error: Any = "Unknown error") -> bool:
-        """Record failure (retried after backoff while attempts remain)."""
-        outcome = self.store.record_failure(self.id, self.retries, error)
+    def fail(self, error: Any = "Unknown error", *, retry: bool = True) -> bool:
+        """Record failure, retried after its task's backoff while attempts remain (never
+        with ``retry`` false)."""
+        spec = self.minion.tasks.get(self.task)
+        backoff = None if spec is None else spec.retry.backoff
+        outcome = self.store.record_failure(
+            self.id, self.retries, error, backoff=backoff, retry=retry
+        )
         if outcome is None:
             return False
         self.outcome = outcome
@@ -178,7 +192,10 @@ class Job(EventEmitter):
         raise NotImplementedError('Method "run" not implemented by subclass')
 
     def execute(self) -> str | None:
-        """Run the task in this process; returns the error text, or ``None`` on success."""
+        """Run the task in this process; returns the error text, or ``None`` on success, and
+        sets :attr:`final` by the task's retry policy."""
+        self.final = False
+        spec = None
         try:
             with captured():
                 self.emit("start")
@@ -191,6 +208,9 @@ class Job(EventEmitter):
                     self.result = spec.target(self, *self.args)
                 self.emit("finish")
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
+            # The policy is applied here, where the exception is known: a worker recording
+            # the failure of a job process only sees its text.
+            self.final = spec is not None and not spec.retry.retries(error)
             return describe_error(error)
         return self._unstorable_result()
 
@@ -210,7 +230,11 @@ class Job(EventEmitter):
         runner saw (``timed_out_after``, ``exit``)."""
         if self.outcome is not None:
             return Ending(recorded=True, **how)
-        handed = Handed("error", error) if error is not None else Handed("result", self.result)
+        handed = (
+            Handed("error", error, final=self.final)
+            if error is not None
+            else Handed("result", self.result)
+        )
         return Ending(handed=handed, **how)
 
     def apply(self, decided: Verdict) -> bool:
@@ -218,7 +242,7 @@ class Job(EventEmitter):
         if decided.action == "finish":
             return self.finish(decided.value)
         if decided.action == "fail":
-            return self.fail(decided.value)
+            return self.fail(decided.value, retry=decided.retry)
         return False
 
     def record(self, error: str | None) -> bool:

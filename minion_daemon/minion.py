@@ -16,12 +16,14 @@ from minion_daemon.backend import Backend, PgBackend
 from minion_daemon.events import EventEmitter
 from minion_daemon.iterators import Listing
 from minion_daemon.job import Job
+from minion_daemon.retry import RetryPolicy
 from minion_daemon.tasks import TaskRegistry
 from minion_daemon.worker import Worker
 
 if TYPE_CHECKING:
     from minion_daemon.backend.caller import CallerConnection
     from minion_daemon.model import (
+        Backoff,
         DispatchedSchedule,
         History,
         JobInfo,
@@ -72,12 +74,13 @@ class Minion(EventEmitter):
         self.stuck_after: float = 172800
 
     @property
-    def backoff(self) -> Callable[[int], float]:
-        """Seconds before an automatic retry, from the job's retries (default retries⁴ + 15)."""
+    def backoff(self) -> Backoff:
+        """Seconds before an automatic retry, from the job's retries (default retries⁴ + 15),
+        for the tasks registered without a backoff of their own and for repair's retries."""
         return self.backend.backoff
 
     @backoff.setter
-    def backoff(self, value: Callable[[int], float]) -> None:
+    def backoff(self, value: Backoff) -> None:
         self.backend.backoff = value
 
     def close(self) -> None:
@@ -92,18 +95,42 @@ class Minion(EventEmitter):
         *,
         mode: str = "fork",
         timeout: float | None = None,
+        backoff: Backoff | None = None,
+        retry_on: Iterable[str | type[BaseException]] | None = None,
+        no_retry_on: Iterable[str | type[BaseException]] = (),
     ) -> Minion:
-        """Register ``task(job, *args)`` (or a :class:`Job` subclass) under ``name``."""
+        """Register ``task(job, *args)`` (or a :class:`Job` subclass) under ``name``.
+
+        ``backoff(retries)`` gives the seconds before its failed jobs retry (default: this
+        Minion's :attr:`backoff`; :class:`~minion_daemon.retry.Exponential` is one); an
+        exception of a class in ``no_retry_on``, or outside ``retry_on`` when that is given,
+        fails its job for good at once (:class:`~minion_daemon.retry.RetryPolicy`).
+        """
         caller = inspect.stack()[1]
         source = f"add_task() at {caller.filename}:{caller.lineno}"
-        self.tasks.add(name, task, source=source, mode=mode, timeout=timeout)
+        retry = RetryPolicy.of(backoff, retry_on, no_retry_on)
+        self.tasks.add(name, task, source=source, mode=mode, timeout=timeout, retry=retry)
         return self
 
     def task(
-        self, name: str | None = None, *, mode: str = "fork", timeout: float | None = None
+        self,
+        name: str | None = None,
+        *,
+        mode: str = "fork",
+        timeout: float | None = None,
+        backoff: Backoff | None = None,
+        retry_on: Iterable[str | type[BaseException]] | None = None,
+        no_retry_on: Iterable[str | type[BaseException]] = (),
     ) -> Callable[[Callable[..., object]], Callable[..., object]]:
         """Decorator form of :meth:`add_task`; the name defaults to the function's."""
-        return self.tasks.task(name, mode=mode, timeout=timeout)
+        return self.tasks.task(
+            name,
+            mode=mode,
+            timeout=timeout,
+            backoff=backoff,
+            retry_on=retry_on,
+            no_retry_on=no_retry_on,
+        )
 
     def class_for_task(self, name: str) -> type[Job]:
         """The :class:`Job` subclass registered as ``name``, else :class:`Job` itself."""

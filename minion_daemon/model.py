@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -31,6 +32,9 @@ class Mode(enum.StrEnum):
 
 
 JobState = Literal["inactive", "active", "failed", "finished"]
+
+#: Seconds before a failed job's automatic retry, from its retries so far.
+Backoff = Callable[[int], float]
 JOB_STATES: tuple[JobState, ...] = ("inactive", "active", "failed", "finished")
 
 #: What a backend does with the schema at its first use (``postgres.auto_migrate``). ``create``:

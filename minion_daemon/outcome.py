@@ -4,7 +4,8 @@ Every runner reports an :class:`Ending`; :func:`verdict` turns it into the one c
 so the rules live here once for every mode:
 
 1. What the task produced and handed over (its return value, or its error) is recorded: the
-   task completed before whatever ended its process, and that stands.
+   task completed before whatever ended its process, and that stands. An error its task's
+   retry policy made final fails the job without retry.
 2. A job that was recorded already (the task finished, failed or retried it itself, or its
    job process recorded a result too large to hand over) is left alone.
 3. A job that ran past its task's timeout fails with ``Job timed out after N seconds``.
@@ -30,6 +31,8 @@ class Handed:
 
     kind: Literal["result", "error"]
     value: Any
+    #: An error that must not retry (the task's retry policy said so of its exception).
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +51,12 @@ class Ending:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The one change to record: ``finish`` or ``fail`` with ``value``, or ``nothing``."""
+    """The one change to record: ``finish`` or ``fail`` with ``value``, or ``nothing``; a
+    ``fail`` retries while attempts remain unless ``retry`` is false."""
 
     action: Literal["finish", "fail", "nothing"]
     value: Any = None
+    retry: bool = True
 
 
 NOTHING = Verdict("nothing")
@@ -61,7 +66,7 @@ def verdict(ending: Ending) -> Verdict:
     """The change that records ``ending`` (the rules in this module's docstring)."""
     if ending.handed is not None:
         action: Literal["finish", "fail"] = "finish" if ending.handed.kind == "result" else "fail"
-        return Verdict(action, ending.handed.value)
+        return Verdict(action, ending.handed.value, retry=not ending.handed.final)
     if ending.recorded:
         return NOTHING
     if ending.timed_out_after is not None:

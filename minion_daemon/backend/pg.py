@@ -13,7 +13,7 @@ import math
 import os
 import select
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, cast
 
 import psycopg
@@ -31,6 +31,7 @@ from minion_daemon.backend.settings import PostgresSettings
 from minion_daemon.backend.unique import UniqueOperations
 from minion_daemon.model import (
     AutoMigrate,
+    Backoff,
     DequeuedJob,
     History,
     HistoryPoint,
@@ -66,8 +67,6 @@ from minion_daemon.options import (
 )
 
 log = logging.getLogger("minion_daemon.backend")
-
-Backoff = Callable[[int], float]
 
 _JOB_FILTERS = frozenset(("before", "ids", "notes", "queues", "states", "tasks"))
 _WORKER_FILTERS = frozenset(("before", "ids"))
@@ -457,31 +456,41 @@ class PgBackend(
         return self.record_failure(job_id, retries, result) is not None
 
     def record_failure(
-        self, job_id: int, retries: int, result: Any = None
+        self,
+        job_id: int,
+        retries: int,
+        result: Any = None,
+        *,
+        backoff: Backoff | None = None,
+        retry: bool = True,
     ) -> Literal["failed", "retried"] | None:
         """:meth:`fail_job` that tells what became of the job: ``"retried"`` when attempts
-        remained, ``"failed"`` when none did, ``None`` when (id, retries) is not active."""
+        remained, ``"failed"`` when none did (or ``retry`` is false: a failure that is final
+        whatever the attempts), ``None`` when (id, retries) is not active. ``backoff`` (the
+        task's own) replaces :attr:`backoff` for this retry."""
         params = _result_params("fail_job", "failed", job_id, retries, result)
-        delay = self._backoff_delay(retries)
+        delay = None
+        if retry:
+            delay = self._backoff_delay(retries, self.backoff if backoff is None else backoff)
         with self.connection("fail_job") as conn, conn.transaction():
             row = conn.execute(sql.UPDATE_RESULT, params).fetchone()
             if row is None:
                 return None
-            if row["attempts"] <= 1:
+            if row["attempts"] <= 1 or delay is None:
                 return "failed"
-            retry = {"attempts": row["attempts"] - 1, "delay": delay}
-            options = parse_retry("fail_job", retry)
+            again = {"attempts": row["attempts"] - 1, "delay": delay}
+            options = parse_retry("fail_job", again)
             conn.execute(sql.RETRY_JOB, retry_params(job_id, retries, options))
         return "retried"
 
-    def _backoff_delay(self, retries: int) -> float:
+    def _backoff_delay(self, retries: int, backoff: Backoff) -> float:
         """``backoff(retries)`` within what an interval can hold.
 
         Jobs that retry themselves to run periodically reach hundreds of retries, where
         ``retries ** 4`` passes 68 years; such a delay means "not in this lifetime" either way,
         and failing the job must never break on it.
         """
-        delay = self.backoff(retries)
+        delay = backoff(retries)
         if isinstance(delay, bool) or not isinstance(delay, int | float) or math.isnan(delay):
             raise TypeError(f"backoff({retries}) must return a number of seconds, got {delay!r}")
         return min(max(float(delay), 0.0), MAX_SECONDS)

@@ -7,10 +7,11 @@ psycopg, and lets a type checker hold any future backend to the same contract.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from minion_daemon.model import (
+    Backoff,
     DequeuedJob,
     DispatchedSchedule,
     History,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 
 class Backend(Protocol):
-    backoff: Callable[[int], float]
+    backoff: Backoff
 
     @property
     def schema_version(self) -> int: ...
@@ -100,7 +101,13 @@ class Backend(Protocol):
     def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
 
     def record_failure(
-        self, job_id: int, retries: int, result: Any = None
+        self,
+        job_id: int,
+        retries: int,
+        result: Any = None,
+        *,
+        backoff: Backoff | None = None,
+        retry: bool = True,
     ) -> Literal["failed", "retried"] | None: ...
 
     def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool: ...

@@ -156,8 +156,8 @@ class ForkRunner:
         job = running.job
         if kind == b"result":
             return Handed("result", json.loads(rest)), False
-        if kind == b"error":
-            return Handed("error", json.loads(rest)), False
+        if kind in (b"error", b"final"):
+            return Handed("error", json.loads(rest), final=kind == b"final"), False
         if kind in (b"finished", b"failed", b"retried"):
             job.outcome = kind.decode()
             job.failure = rest.decode(errors="replace") or None

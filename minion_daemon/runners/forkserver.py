@@ -325,15 +325,19 @@ def _job_process(
 
 
 def _handover(job: Job, error: str | None) -> bytes | None:
-    """The message that lets the worker record this job; ``None`` when the job process must
-    record it itself (the task already did, or the value does not fit the pipe or cannot be
-    stored, which recording then reports as it always does). Empty for a task that returned
-    nothing: the worker's finish after the clean exit records the null result, as in Perl."""
+    """The message that lets the worker record this job (``result``, ``error``, or ``final``
+    for an error its task's retry policy does not retry; a newline; the JSON value); ``None``
+    when the job process must record it itself (the task already did, or the value does not
+    fit the pipe or cannot be stored, which recording then reports as it always does). Empty
+    for a task that returned nothing: the worker's finish after the clean exit records the
+    null result, as in Perl."""
     if job.outcome is not None:
         return None
     if error is None and job.result is None:
         return b""
-    kind, value = ("error", error) if error is not None else ("result", job.result)
+    kind, value = ("result", job.result) if error is None else ("error", error)
+    if job.final:
+        kind = "final"
     try:
         check_json(f"job {job.id}: {kind}", value)
         message = f"{kind}\n{json.dumps(value)}".encode()
@@ -353,7 +357,7 @@ def _record_patiently(job: Job, error: str | None) -> None:
     while True:
         try:
             if error is not None:
-                job.fail(error)
+                job.fail(error, retry=not job.final)
             elif job.outcome is None:
                 job.finish(job.result)
         except DatabaseUnavailableError:

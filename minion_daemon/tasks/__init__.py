@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 from minion_daemon.errors import MinionError
 from minion_daemon.job import Job
-from minion_daemon.model import Mode
+from minion_daemon.model import Backoff, Mode
 from minion_daemon.options import check_text
+from minion_daemon.retry import MINION_RETRY, RetryPolicy
 
 #: The decorated function keeps its own type, so callers under mypy lose nothing.
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,6 +40,7 @@ class TaskSpec:
     source: str
     mode: Mode = Mode.FORK
     timeout: float | None = None
+    retry: RetryPolicy = MINION_RETRY
 
     def __post_init__(self) -> None:
         check_text("task name", self.name)
@@ -100,9 +102,11 @@ class TaskRegistry:
         source: str,
         mode: Mode | str = Mode.FORK,
         timeout: float | None = None,
+        retry: RetryPolicy = MINION_RETRY,
     ) -> None:
         """Register one task; raises :class:`TaskConflictError` if the name is taken."""
-        self.add_many([TaskSpec(name, target, source, Mode.parse(mode, f"task {name!r}"), timeout)])
+        mode = Mode.parse(mode, f"task {name!r}")
+        self.add_many([TaskSpec(name, target, source, mode, timeout, retry)])
 
     def add_many(self, specs: Iterable[TaskSpec]) -> None:
         """Register every spec, or none when any of them conflicts."""
@@ -115,22 +119,34 @@ class TaskRegistry:
         self._specs.update(batch)
         self._ordered = None
 
-    def configure(self, name: str, *, mode: Mode, timeout: float | None) -> bool:
-        """Change how a registered task runs (the config's per-task settings); false if the
-        task is not registered."""
+    def configure(
+        self, name: str, *, mode: Mode, timeout: float | None, retry: RetryPolicy | None = None
+    ) -> bool:
+        """Change how a registered task runs (the config's per-task settings; ``retry``
+        replaces the registered policy when given); false if the task is not registered."""
         spec = self._specs.get(name)
         if spec is None:
             return False
-        self._specs[name] = dataclasses.replace(spec, mode=mode, timeout=timeout)
+        retry = spec.retry if retry is None else retry
+        self._specs[name] = dataclasses.replace(spec, mode=mode, timeout=timeout, retry=retry)
         return True
 
     def task(
-        self, name: str | None = None, *, mode: Mode | str = Mode.FORK, timeout: float | None = None
+        self,
+        name: str | None = None,
+        *,
+        mode: Mode | str = Mode.FORK,
+        timeout: float | None = None,
+        backoff: Backoff | None = None,
+        retry_on: Iterable[str | type[BaseException]] | None = None,
+        no_retry_on: Iterable[str | type[BaseException]] = (),
     ) -> Callable[[F], F]:
-        """Decorator registering a function under ``name`` (default: its own name).
+        """Decorator registering a function under ``name`` (default: its own name), with the
+        retry policy of ``backoff``, ``retry_on`` and ``no_retry_on`` (:class:`RetryPolicy`).
 
         The function is returned unchanged; its source is its module, qualified name, file and line.
         """
+        retry = RetryPolicy.of(backoff, retry_on, no_retry_on)
 
         def register(function: F) -> F:
             self.add(
@@ -139,6 +155,7 @@ class TaskRegistry:
                 source=describe_source(function),
                 mode=mode,
                 timeout=timeout,
+                retry=retry,
             )
             return function
 
@@ -153,9 +170,14 @@ def _conflict(known: TaskSpec, new: TaskSpec) -> str:
     # read "by X and by X", so say what differs instead.
     return (
         f"task {new.name!r} is registered twice by {known.source}, differently:"
-        f" {known.target!r} (mode {known.mode}, timeout {known.timeout})"
-        f" and {new.target!r} (mode {new.mode}, timeout {new.timeout})"
+        f" {known.target!r} ({_settings(known, new)}) and {new.target!r} ({_settings(new, known)})"
     )
+
+
+def _settings(spec: TaskSpec, other: TaskSpec) -> str:
+    """How ``spec`` runs, with its retry policy when that is what differs from ``other``'s."""
+    settings = f"mode {spec.mode}, timeout {spec.timeout}"
+    return settings if spec.retry == other.retry else f"{settings}, {spec.retry}"
 
 
 def describe_source(target: Callable[..., Any] | type) -> str:

@@ -78,4 +78,6 @@ def load_tasks(minion: Minion, config: Config) -> None:
         importlib.import_module(module)
     load_into(minion.tasks, config.tasks.entry_points)
     for name, settings in config.workers.tasks.items():
-        minion.tasks.configure(name, mode=settings.mode, timeout=settings.timeout)
+        minion.tasks.configure(
+            name, mode=settings.mode, timeout=settings.timeout, retry=settings.retry
+        )

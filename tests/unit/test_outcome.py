@@ -32,6 +32,10 @@ TABLE = [
     ("exited non-zero", Ending(exit=EXITED_3),
      Verdict("fail", "Job terminated unexpectedly (exit code: 3, signal: 0)")),
     ("exited cleanly, nothing handed over", Ending(exit=CLEAN), Verdict("finish", None)),
+    ("raised what its retry policy makes final", Ending(Handed("error", "no", final=True)),
+     Verdict("fail", "no", retry=False)),
+    ("raised a final error, then killed", Ending(Handed("error", "no", final=True), exit=KILLED),
+     Verdict("fail", "no", retry=False)),
 ]  # fmt: skip
 
 
@@ -39,3 +43,9 @@ TABLE = [
                          ids=[row[0] for row in TABLE])  # fmt: skip
 def test_each_ending_has_one_verdict(ending: Ending, expected: Verdict) -> None:
     assert verdict(ending) == expected
+
+
+def test_only_an_error_made_final_by_its_policy_fails_without_retry() -> None:
+    assert verdict(Ending(Handed("error", "x", final=True))).retry is False
+    assert verdict(Ending(timed_out_after=1, exit=KILLED)).retry is True
+    assert verdict(Ending(exit=KILLED)).retry is True

@@ -409,8 +409,9 @@ def describe(config: Config) -> dict[str, Any]:
     """The effective configuration as plain data, passwords and the admin UI's password hash
     (which allows guessing offline) redacted (``check-config``)."""
     data: dict[str, Any] = _plain(dataclasses.asdict(config))
-    if data["postgres"]["dsn"]:
-        data["postgres"]["dsn"] = redact_dsn(data["postgres"]["dsn"])
+    for key in ("dsn", "listen_dsn"):
+        if data["postgres"][key]:
+            data["postgres"][key] = redact_dsn(data["postgres"][key])
     if data["admin"]["password_hash"] is not None:
         data["admin"]["password_hash"] = REDACTED
     return data

@@ -44,8 +44,8 @@ class ConnectionSettings:
     application_name: str = "minion-daemon"
     connect_timeout: int = 10
     #: Seconds each statement may wait for a lock, and run, in every session; ``None``: the
-    #: server's setting. Set per session (PgBouncer refuses startup options), so not behind
-    #: transaction pooling.
+    #: server's setting. Set per session (PgBouncer refuses startup options), or behind
+    #: transaction pooling per transaction: each statement then runs in one of its own.
     lock_timeout: float | None = None
     statement_timeout: float | None = None
     #: Behind PgBouncer's transaction pooling each transaction may run on another server
@@ -66,6 +66,23 @@ class ConnectionSettings:
             conn.close()
             raise
         return conn
+
+    def transaction_timeouts(self) -> dict[str, object] | None:
+        """The parameters of :data:`sql.TIMEOUTS` each transaction sets for itself, behind
+        transaction pooling, where the session cannot hold them; ``None``: none to set."""
+        if not self.transaction_pooling:
+            return None
+        return self.timeouts(local=True)
+
+    def timeouts(self, *, local: bool) -> dict[str, object] | None:
+        """The parameters of :data:`sql.TIMEOUTS`; ``None`` when neither timeout is set."""
+        if self.lock_timeout is None and self.statement_timeout is None:
+            return None
+        return {
+            "lock": _milliseconds(self.lock_timeout),
+            "statement": _milliseconds(self.statement_timeout),
+            "local": local,
+        }
 
     def listener(self) -> ConnectionSettings | None:
         """How to connect for LISTEN: over ``listen_conninfo`` when given, else like every
@@ -120,14 +137,9 @@ def set_up_session(conn: Connection, settings: ConnectionSettings) -> None:
     if settings.transaction_pooling:
         return
     conn.execute(sql.SESSION_SETUP)
-    if settings.lock_timeout is not None or settings.statement_timeout is not None:
-        conn.execute(
-            sql.SESSION_TIMEOUTS,
-            {
-                "lock": _milliseconds(settings.lock_timeout),
-                "statement": _milliseconds(settings.statement_timeout),
-            },
-        )
+    timeouts = settings.timeouts(local=False)
+    if timeouts is not None:
+        conn.execute(sql.TIMEOUTS, timeouts)
 
 
 def _milliseconds(seconds: float | None) -> int | None:

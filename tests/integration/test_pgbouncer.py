@@ -17,6 +17,7 @@ from helpers.pgbouncer import PgBouncer, running_pgbouncer
 from helpers.postgres import Server
 
 from minion_daemon.backend import PgBackend
+from minion_daemon.errors import BackendError
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +102,23 @@ def test_with_listen_dsn_an_enqueue_through_the_pooler_wakes_the_listener(
     finally:
         listener.close()
         enqueuer.close()
+
+
+def test_the_supervisors_timeouts_bound_each_transaction_instead_of_the_session(
+    pgbouncer: PgBouncer, dsn: str
+) -> None:
+    bounded = _pooled(_through(pgbouncer, dsn), pooled=False, lock_timeout=0.2)
+    try:
+        bounded.stats()
+        with psycopg.connect(dsn) as holder:
+            # Should the bound be lost, the wait ends with the holder's session anyway.
+            holder.execute("SET idle_in_transaction_session_timeout = '20s'")
+            holder.execute("LOCK TABLE minion_jobs IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(BackendError, match="lock timeout"):
+                bounded.repair()
+            with pytest.raises(BackendError, match="lock timeout"):
+                bounded.stats()  # a snapshot, whose isolation comes first
+            holder.rollback()
+        assert bounded.stats()["inactive_jobs"] == 0
+    finally:
+        bounded.close()

@@ -20,7 +20,14 @@ from typing import Any, Final
 import yaml
 
 from minion_daemon.errors import MinionError
-from minion_daemon.model import AUTO_MIGRATE_CHOICES, AutoMigrate, Mode, auto_migrate_choice
+from minion_daemon.model import (
+    AUTO_MIGRATE_CHOICES,
+    AutoMigrate,
+    Mode,
+    PoolMode,
+    PreparedStatements,
+    auto_migrate_choice,
+)
 from minion_daemon.retry import Exponential, RetryPolicy
 
 DSN_ENVIRONMENT_VARIABLE: Final = "MINION_DAEMON_DSN"
@@ -254,6 +261,26 @@ class PostgresConfig:
         auto_migrate,
         restart=True,
     )
+    pool_mode: PoolMode = _setting(  # noqa: RUF009 - a str; ruff cannot see the alias
+        "session",
+        "session: the server or a session pooler; transaction: PgBouncer's transaction pooling"
+        " (no session state, LISTEN only over listen_dsn)",
+        text("session", "transaction"),
+        restart=True,
+    )
+    listen_dsn: str | None = _setting(
+        None,
+        "DSN of a direct connection for LISTEN; none: the dsn, or polling in pool_mode transaction",
+        optional_text,
+        restart=True,
+    )
+    prepared_statements: PreparedStatements = _setting(  # noqa: RUF009 - a str, as above
+        "auto",
+        "auto: on, but off in pool_mode transaction; on: also behind PgBouncer 1.21+ with"
+        " max_prepared_statements; off",
+        text("auto", "on", "off"),
+        restart=True,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -432,8 +459,9 @@ def describe(config: Config) -> dict[str, Any]:
     """The effective configuration as plain data, passwords and the admin UI's password hash
     (which allows guessing offline) redacted (``check-config``)."""
     data: dict[str, Any] = _plain(dataclasses.asdict(config))
-    if data["postgres"]["dsn"]:
-        data["postgres"]["dsn"] = redact_dsn(data["postgres"]["dsn"])
+    for key in ("dsn", "listen_dsn"):
+        if data["postgres"][key]:
+            data["postgres"][key] = redact_dsn(data["postgres"][key])
     if data["admin"]["password_hash"] is not None:
         data["admin"]["password_hash"] = REDACTED
     return data

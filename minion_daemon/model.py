@@ -45,6 +45,16 @@ AutoMigrate = Literal["create", "upgrade", "off"]
 AUTO_MIGRATE_CHOICES: tuple[AutoMigrate, ...] = ("create", "upgrade", "off")
 
 
+#: What sits between the daemon and PostgreSQL: the server itself or a session pooler
+#: (``session``), or a pooler that lends a server connection per transaction (``transaction``,
+#: PgBouncer's transaction pooling), where no session state may be set or relied on.
+PoolMode = Literal["session", "transaction"]
+#: Whether the backend prepares its hot statements: ``auto`` is ``on`` in pool mode ``session``
+#: and ``off`` in ``transaction``, where only PgBouncer 1.21+ (``max_prepared_statements``)
+#: keeps them apart per client.
+PreparedStatements = Literal["auto", "on", "off"]
+
+
 def auto_migrate_choice(value: object) -> AutoMigrate | None:
     """``value`` as an :data:`AutoMigrate` choice, or ``None`` if it is none.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers.daemon import add_distribution
+from helpers.pgbouncer import PgBouncer, running_pgbouncer
 from helpers.postgres import Databases, Reusable, Server, run_server
 
 from minion_daemon import Minion
@@ -85,6 +86,13 @@ def databases() -> Iterator[Databases]:
 @pytest.fixture(scope="session")
 def pg_server(databases: Databases) -> Server:
     return databases.server
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server: Server) -> Iterator[PgBouncer]:
+    """A PgBouncer in transaction pooling mode in front of the test server (docs/pgbouncer.md)."""
+    with running_pgbouncer(pg_server) as bouncer:
+        yield bouncer
 
 
 def _databases_made(databases: Databases) -> Iterator[Callable[[int | None], str]]:

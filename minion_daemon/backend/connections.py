@@ -14,7 +14,7 @@ import select
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
@@ -44,9 +44,18 @@ class ConnectionSettings:
     application_name: str = "minion-daemon"
     connect_timeout: int = 10
     #: Seconds each statement may wait for a lock, and run, in every session; ``None``: the
-    #: server's setting. Set per session, so PgBouncer, which refuses startup options, takes it.
+    #: server's setting. Set per session (PgBouncer refuses startup options), or behind
+    #: transaction pooling per transaction: each statement then runs in one of its own.
     lock_timeout: float | None = None
     statement_timeout: float | None = None
+    #: Behind PgBouncer's transaction pooling each transaction may run on another server
+    #: session, shared with other clients: a session setting would leak to theirs, so none is
+    #: made (the role's own settings, ``ALTER ROLE ... SET``, still apply to every session).
+    transaction_pooling: bool = False
+    #: Whether statements may be prepared; without, psycopg never prepares, even when asked.
+    prepare: bool = True
+    #: A direct DSN for LISTEN, which a transaction pooler cannot carry.
+    listen_conninfo: str | None = None
 
     def connect(self) -> Connection:
         """A new autocommit connection with dict rows, set up for the backend."""
@@ -58,11 +67,43 @@ class ConnectionSettings:
             raise
         return conn
 
+    def transaction_timeouts(self) -> dict[str, object] | None:
+        """The parameters of :data:`sql.TIMEOUTS` each transaction sets for itself, behind
+        transaction pooling, where the session cannot hold them; ``None``: none to set."""
+        if not self.transaction_pooling:
+            return None
+        return self.timeouts(local=True)
+
+    def timeouts(self, *, local: bool) -> dict[str, object] | None:
+        """The parameters of :data:`sql.TIMEOUTS`; ``None`` when neither timeout is set."""
+        if self.lock_timeout is None and self.statement_timeout is None:
+            return None
+        return {
+            "lock": _milliseconds(self.lock_timeout),
+            "statement": _milliseconds(self.statement_timeout),
+            "local": local,
+        }
+
+    def listener(self) -> ConnectionSettings | None:
+        """How to connect for LISTEN: over ``listen_conninfo`` when given, else like every
+        other connection; ``None`` behind a transaction pooler without one, where a LISTEN is
+        accepted but its notifications go to whichever client holds the server session next."""
+        if self.listen_conninfo is not None:
+            return replace(
+                self,
+                conninfo=self.listen_conninfo,
+                transaction_pooling=False,
+                prepare=True,
+                listen_conninfo=None,
+            )
+        return None if self.transaction_pooling else self
+
     def redact(self, text: str) -> str:
         """``text`` without this DSN's password, as written or as libpq decoded it: libpq
         quotes the DSN, or the piece of it it cannot parse (``invalid percent-encoded token:
         "..."``), in its messages, where no pattern could tell a password from other text."""
-        for secret in _passwords(self.conninfo):
+        secrets = _passwords(self.conninfo) + _passwords(self.listen_conninfo or "")
+        for secret in sorted(secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
 
@@ -72,6 +113,8 @@ class ConnectionSettings:
             "row_factory": dict_row,
             "application_name": self.application_name,
             "connect_timeout": self.connect_timeout,
+            # psycopg's default: prepare what ran five times; None: never, whatever is asked.
+            "prepare_threshold": 5 if self.prepare else None,
         }
 
 
@@ -89,16 +132,14 @@ def _passwords(conninfo: str) -> list[str]:
 
 
 def set_up_session(conn: Connection, settings: ConnectionSettings) -> None:
-    """The session settings every backend connection runs with."""
+    """The session settings every backend connection runs with, unless it is lent per
+    transaction by a pooler."""
+    if settings.transaction_pooling:
+        return
     conn.execute(sql.SESSION_SETUP)
-    if settings.lock_timeout is not None or settings.statement_timeout is not None:
-        conn.execute(
-            sql.SESSION_TIMEOUTS,
-            {
-                "lock": _milliseconds(settings.lock_timeout),
-                "statement": _milliseconds(settings.statement_timeout),
-            },
-        )
+    timeouts = settings.timeouts(local=False)
+    if timeouts is not None:
+        conn.execute(sql.TIMEOUTS, timeouts)
 
 
 def _milliseconds(seconds: float | None) -> int | None:

@@ -186,19 +186,30 @@ class PgExecutor:
         self._source.close()
 
     @contextmanager
-    def connection(self, operation: str) -> Iterator[Connection]:
-        """Lend a connection, after the schema check, translating errors."""
-        self.ready()
-        with self._translated(operation), self._connections().connection() as conn:
-            yield conn
+    def connection(self, operation: str, *, snapshot: bool = False) -> Iterator[Connection]:
+        """Lend a connection, after the schema check, translating errors; with ``snapshot``
+        inside a read-only REPEATABLE READ transaction (see :meth:`snapshot`).
 
-    @contextmanager
-    def snapshot(self, operation: str) -> Iterator[Connection]:
+        Behind transaction pooling, a backend with timeouts lends it inside a transaction that
+        sets them first, as the session cannot keep them: the block is then one transaction.
+        """
+        self.ready()
+        timeouts = self.settings.transaction_timeouts()
+        with self._translated(operation), self._connections().connection() as conn:
+            if timeouts is None and not snapshot:
+                yield conn
+                return
+            with conn.transaction():
+                if snapshot:  # before any other statement, or PostgreSQL refuses it
+                    conn.execute(sql.READ_SNAPSHOT, prepare=False)
+                if timeouts is not None:
+                    conn.execute(sql.TIMEOUTS, timeouts, prepare=False)
+                yield conn
+
+    def snapshot(self, operation: str) -> AbstractContextManager[Connection]:
         """Lend a connection inside a read-only REPEATABLE READ transaction, for the reads of
         stats, history, listings and metrics: every statement in it sees the same data."""
-        with self.connection(operation) as conn, conn.transaction():
-            conn.execute(sql.READ_SNAPSHOT, prepare=False)
-            yield conn
+        return self.connection(operation, snapshot=True)
 
     def _connections(self) -> ConnectionSource:
         if os.getpid() != self._pid:

@@ -39,6 +39,8 @@ from minion_daemon.model import (
     JobList,
     LockInfo,
     LockList,
+    PoolMode,
+    PreparedStatements,
     RepairReport,
     Stats,
     Turn,
@@ -112,9 +114,20 @@ class PgBackend(
         connect_timeout: int = 10,
         lock_timeout: float | None = None,
         statement_timeout: float | None = None,
+        pool_mode: PoolMode = "session",
+        listen_dsn: str | None = None,
+        prepared_statements: PreparedStatements = "auto",
     ) -> None:
         settings = ConnectionSettings(
-            conninfo, application_name, connect_timeout, lock_timeout, statement_timeout
+            conninfo,
+            application_name,
+            connect_timeout,
+            lock_timeout,
+            statement_timeout,
+            transaction_pooling=pool_mode == "transaction",
+            prepare=prepared_statements == "on"
+            or (prepared_statements == "auto" and pool_mode == "session"),
+            listen_conninfo=listen_dsn,
         )
         super().__init__(
             settings,
@@ -169,6 +182,9 @@ class PgBackend(
             connect_timeout=connect_timeout,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
+            pool_mode=settings.pool_mode,
+            listen_dsn=settings.listen_dsn,
+            prepared_statements=settings.prepared_statements,
         )
 
     def forget_inherited(self) -> None:
@@ -305,8 +321,8 @@ class PgBackend(
 
     def listen(self) -> int | None:
         """Make sure the LISTEN connection listens, forgetting what it heard so far, before a
-        claim; its descriptor (:attr:`notification_fd`), or ``None`` when listening failed:
-        then wait a while and claim again (polling)."""
+        claim; its descriptor (:attr:`notification_fd`), or ``None`` when listening failed, or
+        cannot work (:attr:`can_listen`): then wait a while and claim again (polling)."""
         if os.getpid() != self._pid:
             self.forget_inherited()
         return self.notification_fd if self._listen() else None
@@ -355,18 +371,28 @@ class PgBackend(
             else:
                 return True
         self._drop_listener()
+        settings = self.settings.listener()
+        if settings is None:
+            return False
         try:
-            self._listener = self.settings.connect()
+            self._listener = settings.connect()
             self._listener.execute(sql.LISTEN)
             self._listener.execute(LISTEN_QUEUES)
             self._paused = None  # changes made while nothing listened were not heard
         except psycopg.Error as error:
             log.warning(
-                "dequeue.listen_failed", extra={"error": str(error), "consequence": "polling"}
+                "dequeue.listen_failed",
+                extra={"error": self.settings.redact(str(error)), "consequence": "polling"},
             )
             self._drop_listener()
             return False
         return True
+
+    @property
+    def can_listen(self) -> bool:
+        """Whether :meth:`listen` may listen at all: not behind a transaction pooler without
+        ``listen_dsn``, where the worker polls instead."""
+        return self.settings.listener() is not None
 
     @property
     def listening(self) -> bool:

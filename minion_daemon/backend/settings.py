@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from minion_daemon.model import AutoMigrate
+from minion_daemon.model import AutoMigrate, PoolMode, PreparedStatements
 
 
 class PostgresSettings(Protocol):
@@ -28,3 +28,9 @@ class PostgresSettings(Protocol):
     def max_schema_version(self) -> int: ...
     @property
     def auto_migrate(self) -> AutoMigrate: ...
+    @property
+    def pool_mode(self) -> PoolMode: ...
+    @property
+    def listen_dsn(self) -> str | None: ...
+    @property
+    def prepared_statements(self) -> PreparedStatements: ...

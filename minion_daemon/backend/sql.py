@@ -108,12 +108,13 @@ SELECT current_setting('max_connections')::int AS max_connections,
 # with its children) for expensive and compiled them on every call, for 15 to 40 ms each.
 # Set per session, not in the startup packet, which poolers such as PgBouncer refuse.
 SESSION_SETUP: Final = "SET jit = off"
-# Optional session bounds (milliseconds; NULL keeps the server's setting), for the supervisor.
-SESSION_TIMEOUTS: Final = """
+# Optional bounds (milliseconds; NULL keeps the server's setting), for the supervisor: for the
+# session, or (``local``, behind transaction pooling) for the transaction alone.
+TIMEOUTS: Final = """
 SELECT SET_CONFIG('lock_timeout',
-         COALESCE(%(lock)s::int::text, CURRENT_SETTING('lock_timeout')), FALSE),
+         COALESCE(%(lock)s::int::text, CURRENT_SETTING('lock_timeout')), %(local)s::bool),
        SET_CONFIG('statement_timeout',
-         COALESCE(%(statement)s::int::text, CURRENT_SETTING('statement_timeout')), FALSE)
+         COALESCE(%(statement)s::int::text, CURRENT_SETTING('statement_timeout')), %(local)s::bool)
 """
 
 # A new job's columns, and their values from ``params.enqueue_params``: the one reading of

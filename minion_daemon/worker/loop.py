@@ -261,6 +261,12 @@ class Worker(EventEmitter):
         # First, before the pool, any thread or connection: the process jobs fork from.
         if any(spec.mode == Mode.FORK for spec in self.minion.tasks.specs()):
             self.fork.start()
+        if not self.minion.backend.can_listen:
+            log.info(
+                "worker.polling",
+                every=self.settings.dequeue_timeout,
+                reason="postgres.pool_mode is transaction and no postgres.listen_dsn is set",
+            )
         previous = self._install_signals()
         try:
             while not (self._finished and not self.running) and not self._stranded():

@@ -14,6 +14,10 @@ At the end:
   ``(job, retries)``, ran twice;
 - no job ran more than ATTEMPTS times: ``retries + attempts`` still adds up to ATTEMPTS
   (Minion lowers ``attempts`` by one on each automatic retry).
+
+The same storm, of PGBOUNCER_TOTAL jobs, runs with every statement of the daemon going through
+PgBouncer's transaction pooling (LISTEN over ``postgres.listen_dsn``): a client killed
+mid-transaction costs PgBouncer its server session, which PostgreSQL rolls back.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import random
 import signal
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
+import psycopg
 import pytest
 from helpers.daemon import Daemon
 from helpers.fault_tasks import double_finishes, instrument, violations
+from helpers.pgbouncer import PgBouncer
 from helpers.processes import children, signal_child
 from helpers.sql import execute, hasten_retries
 from helpers.waiting import wait_until
@@ -40,6 +46,8 @@ pytestmark = pytest.mark.xdist_group("faults")
 #: Jobs of the storm, as the issue asks: 125 to 155 s on 2 quiet cores (88 s before issue 13). The
 #: suite runs it first, beside the other tests (see ``slow`` in tests/conftest.py).
 TOTAL = int(os.environ.get("MINION_DAEMON_STORM_JOBS", "5000"))
+#: Jobs of the storm through PgBouncer, as issue 18 asks.
+PGBOUNCER_TOTAL = int(os.environ.get("MINION_DAEMON_PGBOUNCER_STORM_JOBS", "1000"))
 ATTEMPTS = 3
 #: Seconds each run sleeps after writing its row: short jobs, but long enough to be hit.
 RUN_SECONDS = 0.005
@@ -49,8 +57,18 @@ WORKER_TURN = 5
 #: A worker is killed only once it ran this long: one killed before the supervisor heard it
 #: boot would count towards the crash-loop limit, which stops the daemon on purpose.
 WORKER_MIN_AGE = 1.5
-#: Seconds the whole storm may take before the test gives up: 20 jobs/s, and a minute more.
-LIMIT = 60.0 + TOTAL / 20
+#: What the daemon is started with, beside its database.
+SETTINGS: Final = {
+    "minion": {"missing_after": 4},
+    "repair": {"interval": 1},
+    "logging": {"level": "warning"},
+}
+
+
+def _limit(total: int) -> float:
+    """Seconds the whole storm may take before the test gives up: 20 jobs/s, and a minute more."""
+    return 60.0 + total / 20
+
 
 KILL_REASONS = ("Worker went away", "Job terminated unexpectedly (exit code: 0, signal: 9)")
 
@@ -96,19 +114,34 @@ def _unsettled(dsn: str) -> int:
     return int(execute(dsn, query)[0][0])
 
 
-@pytest.mark.slow(seconds=LIMIT / 2)
+@pytest.mark.slow(seconds=_limit(TOTAL) / 2)
 def test_kill_storm_loses_nothing_and_finishes_nothing_twice(
     make_database: Any, launch: Any, figures: Any
 ) -> None:
     dsn = make_database(25)
     instrument(dsn)
-    daemon: Daemon = launch(
-        dsn, minion={"missing_after": 4}, repair={"interval": 1}, logging={"level": "warning"}
-    )
+    _storm(dsn, launch(dsn, **SETTINGS), TOTAL, figures)
+
+
+@pytest.mark.slow(seconds=_limit(PGBOUNCER_TOTAL) / 2)
+def test_kill_storm_through_pgbouncer_loses_nothing_and_finishes_nothing_twice(
+    make_database: Any, pgbouncer: PgBouncer, launch: Any, figures: Any
+) -> None:
+    dsn = make_database(25)
+    instrument(dsn)
+    through = pgbouncer.dsn(str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]))
+    postgres = {"dsn": through, "pool_mode": "transaction", "listen_dsn": dsn}
+    daemon = launch(dsn, **SETTINGS | {"postgres": postgres})
+    _storm(dsn, daemon, PGBOUNCER_TOTAL, figures, route=f" through {pgbouncer.version}")
+
+
+def _storm(dsn: str, daemon: Daemon, total: int, figures: Any, route: str = "") -> None:
+    """Enqueue ``total`` jobs on ``dsn`` (directly), storm ``daemon`` until every one is
+    settled, and check what it recorded; ``route`` names the way in the figures."""
     wait_until(lambda: len(execute(dsn, "SELECT id FROM minion_workers")) == 2, 30, "2 workers")
     backend = PgBackend(dsn, pooled=False)
     try:
-        backend.enqueue_many([("record_run", [RUN_SECONDS], {"attempts": ATTEMPTS})] * TOTAL)
+        backend.enqueue_many([("record_run", [RUN_SECONDS], {"attempts": ATTEMPTS})] * total)
     finally:
         backend.close()
     seed = random.randrange(2**32)
@@ -118,7 +151,8 @@ def test_kill_storm_loses_nothing_and_finishes_nothing_twice(
     while True:
         now = time.monotonic()
         assert daemon.process.poll() is None, "the daemon died"
-        assert now - started < LIMIT, f"jobs still unsettled after {LIMIT:g} s"
+        limit = _limit(total)
+        assert now - started < limit, f"jobs still unsettled after {limit:g} s"
         if now >= next_check:
             hasten_retries(dsn)
             if _unsettled(dsn) == 0:
@@ -133,16 +167,16 @@ def test_kill_storm_loses_nothing_and_finishes_nothing_twice(
 
     states = dict(execute(dsn, "SELECT state::text, count(*) FROM minion_jobs GROUP BY 1"))
     runs = execute(dsn, "SELECT count(*) FROM runs")[0][0]
-    lost = TOTAL - states.get("finished", 0) - states.get("failed", 0)
+    lost = total - states.get("finished", 0) - states.get("failed", 0)
     report = (
-        f"kill storm (seed {seed}): {TOTAL} jobs settled in {elapsed:.1f} s; {runs} runs;"
+        f"kill storm{route} (seed {seed}): {total} jobs settled in {elapsed:.1f} s; {runs} runs;"
         f" {states.get('finished', 0)} finished, {states.get('failed', 0)} failed;"
         f" kills: {storm.kills['worker']} worker processes,"
         f" {storm.kills['fork server']} fork servers, {storm.kills['job']} job processes;"
         f" lost: {lost}; finished twice: {double_finishes(dsn)}"
     )
     figures(report)
-    assert sum(states.values()) == TOTAL, f"jobs lost: {report}"
+    assert sum(states.values()) == total, f"jobs lost: {report}"
     assert set(states) <= {"finished", "failed"}, report
     assert storm.kills["worker"], report
     assert storm.kills["fork server"], report

@@ -78,6 +78,18 @@ def test_check_config_prints_the_dsn_redacted(
     assert "***" in yaml.safe_load(printed.out)["postgres"]["dsn"]
 
 
+@pytest.mark.parametrize("form", [_keyword, _url], ids=["keyword", "url"])
+def test_check_config_prints_the_listen_dsn_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], form: Any
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"postgres": {"listen_dsn": form(CLOSED)}}), encoding="utf-8")
+    assert main(["check-config", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert_no_secret(printed.out + printed.err)
+    assert "***" in yaml.safe_load(printed.out)["postgres"]["listen_dsn"]
+
+
 def test_check_config_prints_the_admin_password_hash_redacted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,7 +1,8 @@
 """``Job``: the handle a task receives for its job, and what a worker holds of it.
 
-The handle reaches the database through a narrow :class:`JobStore` (the backend); it knows
-nothing of processes or pipes. Runners (:mod:`minion_daemon.runners`) run it; the outcome of
+The handle reaches the database through a narrow
+:class:`~minion_daemon.backend.protocol.JobStore` (the backend); it knows nothing of
+processes or pipes. Runners (:mod:`minion_daemon.runners`) run it; the outcome of
 a job that ended is :func:`minion_daemon.outcome.verdict`'s to decide.
 
 Events (``job.on(event, listener)``; listeners get the job first) and where they run:
@@ -31,8 +32,7 @@ records in the fork server stays there.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 from minion_daemon.events import EventEmitter
 from minion_daemon.options import json_problem, storable_text
@@ -40,36 +40,9 @@ from minion_daemon.outcome import Ending, Handed, Verdict, verdict
 from minion_daemon.output import captured
 
 if TYPE_CHECKING:
+    from minion_daemon.backend.protocol import JobStore
     from minion_daemon.minion import Minion
-    from minion_daemon.model import Backoff, JobInfo, JobList
-
-
-class JobStore(Protocol):
-    """What a job handle needs of the database (the backend provides it)."""
-
-    def list_jobs(
-        self, offset: int, limit: int, options: Mapping[str, Any] | None = None
-    ) -> JobList: ...
-
-    def note(self, job_id: int, merge: Mapping[str, Any]) -> bool: ...
-
-    def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
-
-    def record_failure(
-        self,
-        job_id: int,
-        retries: int,
-        result: Any = None,
-        *,
-        backoff: Backoff | None = None,
-        retry: bool = True,
-    ) -> Literal["failed", "retried"] | None: ...
-
-    def retry_job(
-        self, job_id: int, retries: int, options: Mapping[str, Any] | None = None
-    ) -> bool: ...
-
-    def remove_job(self, job_id: int) -> bool: ...
+    from minion_daemon.model import JobInfo
 
 
 def describe_error(error: BaseException) -> str:

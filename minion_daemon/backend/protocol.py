@@ -33,7 +33,32 @@ if TYPE_CHECKING:
     from minion_daemon.backend.caller import CallerConnection
 
 
-class Backend(Protocol):
+class JobStore(Protocol):
+    """What a job handle needs of the database: the part of :class:`Backend` a task's
+    :class:`~minion_daemon.job.Job` reaches it through."""
+
+    def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
+
+    def record_failure(
+        self,
+        job_id: int,
+        retries: int,
+        result: Any = None,
+        *,
+        backoff: Backoff | None = None,
+        retry: bool = True,
+    ) -> Literal["failed", "retried"] | None: ...
+
+    def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool: ...
+
+    def remove_job(self, job_id: int) -> bool: ...
+
+    def note(self, job_id: int, merge: Mapping[str, Any]) -> bool: ...
+
+    def list_jobs(self, offset: int, limit: int, options: Options = None) -> JobList: ...
+
+
+class Backend(JobStore, Protocol):
     backoff: Backoff
 
     @property
@@ -99,27 +124,7 @@ class Backend(Protocol):
         conn: CallerConnection | None = None,
     ) -> list[int]: ...
 
-    def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
-
     def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool: ...
-
-    def record_failure(
-        self,
-        job_id: int,
-        retries: int,
-        result: Any = None,
-        *,
-        backoff: Backoff | None = None,
-        retry: bool = True,
-    ) -> Literal["failed", "retried"] | None: ...
-
-    def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool: ...
-
-    def remove_job(self, job_id: int) -> bool: ...
-
-    def note(self, job_id: int, merge: Mapping[str, Any]) -> bool: ...
-
-    def list_jobs(self, offset: int, limit: int, options: Options = None) -> JobList: ...
 
     def history(self) -> History: ...
 

@@ -216,7 +216,8 @@ def test_the_cli_finds_the_running_private_cluster_and_says_how_to_give_a_dsn_wi
 
 def _section(title: str) -> str:
     text = README.read_text(encoding="utf-8")
-    match = re.search(rf"^## {title}\n(.*?)(?=^## )", text, re.MULTILINE | re.DOTALL)
+    # The section's own text, up to its first subsection.
+    match = re.search(rf"^## {title}\n(.*?)(?=^##)", text, re.MULTILINE | re.DOTALL)
     assert match, f"README.md has no section {title!r}"
     return match.group(1)
 

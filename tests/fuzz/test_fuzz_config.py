@@ -84,6 +84,8 @@ TYPED: dict[str, st.SearchStrategy[Any]] = {
     "dict[str, int]": st.dictionaries(st.text(max_size=5), st.integers(-1, 10_001), max_size=3),
     "dict[str, TaskSettings]": st.dictionaries(st.text(max_size=5), task_settings, max_size=3),
     "AutoMigrate": st.sampled_from(["create", "upgrade", "off", "Off", ""]) | st.booleans(),
+    "PoolMode": st.sampled_from(["session", "transaction", "Session", ""]) | st.booleans(),
+    "PreparedStatements": st.sampled_from(["auto", "on", "off", "yes", ""]) | st.booleans(),
 }
 
 
@@ -180,8 +182,14 @@ def _check(path: Path) -> None:
     # What check-config prints is a config file that loads as the same configuration.
     printed = yaml.safe_load(yaml.safe_dump(describe(config), sort_keys=False))
     reread = parse_config(printed, "printed")
+    # But for what it redacts: the DSNs' passwords and the admin UI's password hash.
+    postgres = printed["postgres"]
     assert reread == dataclasses.replace(
-        config, postgres=dataclasses.replace(config.postgres, dsn=printed["postgres"]["dsn"])
+        config,
+        postgres=dataclasses.replace(
+            config.postgres, dsn=postgres["dsn"], listen_dsn=postgres["listen_dsn"]
+        ),
+        admin=dataclasses.replace(config.admin, password_hash=printed["admin"]["password_hash"]),
     )
 
 

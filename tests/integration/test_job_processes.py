@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers.processes import gone
 from helpers.sql import execute
 
 from minion_daemon import Minion
@@ -258,19 +259,21 @@ def test_83_concurrent_jobs_are_all_reaped_and_none_result_is_null(minion: Minio
     ids = [minion.enqueue("quiet") for _ in range(4)]
     worker = minion.worker()
     worker.register()
+    started = []
     for _ in ids:
         job = worker.dequeue(0)
         assert job is not None
         worker.launch(job)
+        started.append(job)
     deadline = time.monotonic() + 30
     while worker.running:
         assert time.monotonic() < deadline, "job processes did not end"
         time.sleep(0.05)
         worker.settle()
+    pids = [job.pid for job in started]
     worker.close()
     assert [_state(minion, job_id) for job_id in ids] == [("finished", None)] * 4
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
+    assert all(pid is not None and gone(pid) for pid in pids), "every job process was reaped"
 
 
 def test_84_minion_pid_note_is_the_job_process(minion: Minion) -> None:

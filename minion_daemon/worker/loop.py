@@ -352,6 +352,8 @@ class Worker(EventEmitter):
         job = ended.job
         decided = verdict(ended.ending)
         if decided.action == "finish":
+            # Its slot is free already: the statement that records it claims the next job.
+            self.running.pop(job.id, None)
             self._settle.append((job, decided.value, self._take_pid(job)))
             self._pending_done.append(ended)
         else:

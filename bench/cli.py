@@ -7,6 +7,7 @@ bench/results.json, or bench/results-quick.json with ``--quick``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import inspect
 import os
@@ -57,9 +58,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def batch_supported() -> bool:
-    """Whether this minion-daemon's Worker takes the ``batch`` status option."""
-    defaults = getattr(worker, "DEFAULT_STATUS", {})
-    return "batch" in defaults or '"batch"' in inspect.getsource(worker)
+    """Whether this minion-daemon's Worker takes the ``batch`` setting (an older checkout,
+    measured for comparison, may not)."""
+    try:
+        from minion_daemon.worker import WorkerSettings
+    except ImportError:
+        defaults = getattr(worker, "DEFAULT_STATUS", {})
+        return "batch" in defaults or '"batch"' in inspect.getsource(worker)
+    return "batch" in {field.name for field in dataclasses.fields(WorkerSettings)}
 
 
 def _cpu_model() -> str:

@@ -60,12 +60,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def batch_supported() -> bool:
     """Whether this minion-daemon's Worker takes the ``batch`` setting (an older checkout,
     measured for comparison, may not)."""
-    try:
-        from minion_daemon.worker import WorkerSettings
-    except ImportError:
-        defaults = getattr(worker, "DEFAULT_STATUS", {})
-        return "batch" in defaults or '"batch"' in inspect.getsource(worker)
-    return "batch" in {field.name for field in dataclasses.fields(WorkerSettings)}
+    settings = getattr(worker, "WorkerSettings", None)
+    if settings is not None:
+        return "batch" in {field.name for field in dataclasses.fields(settings)}
+    defaults = getattr(worker, "DEFAULT_STATUS", {})
+    return "batch" in defaults or '"batch"' in inspect.getsource(worker)
 
 
 def _cpu_model() -> str:

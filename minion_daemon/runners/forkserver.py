@@ -71,7 +71,8 @@ log = logs.get_logger("minion_daemon.forkserver")
 
 def frame(message: list[Any]) -> bytes:
     """One message as it travels: its length, then its JSON."""
-    payload = json.dumps(message, separators=(",", ":")).encode()
+    # default=str: a log field an embedding application bound may not be JSON.
+    payload = json.dumps(message, separators=(",", ":"), default=str).encode()
     return _HEADER.pack(len(payload)) + payload
 
 

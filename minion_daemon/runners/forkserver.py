@@ -202,8 +202,8 @@ class _Server:
         self.minion = minion
         self.announce = announce
         self.wakeup = wakeup
+        #: The job processes by pid: their job ids.
         self.children: dict[int, int] = {}
-        self.pids: dict[int, int] = {}
         self.inbox = Inbox()
 
     def run(self) -> int:
@@ -249,11 +249,11 @@ class _Server:
                 return
             job_id = self.children.pop(pid, None)
             if job_id is not None:
-                self.pids.pop(job_id, None)
                 self.channel.sendall(frame(["ended", job_id, status]))
 
     def _signal(self, job_id: int, signum: int) -> None:
-        pid = self.pids.get(job_id)
+        # A scan of the few running jobs, rather than a second map to keep in step.
+        pid = next((pid for pid, running in self.children.items() if running == job_id), None)
         if pid is None:
             return
         # A signal that ends the job reaches its whole process group, so whatever the task
@@ -285,7 +285,6 @@ class _Server:
             os.close(handover_write)
             os.close(output_write)
         self.children[pid] = job_id
-        self.pids[job_id] = pid
         try:
             socket.send_fds(
                 self.channel, [frame(["started", job_id, pid])], [output_read, handover_read]

@@ -92,6 +92,11 @@ def _job_pids(minion: Minion, ids: list[int]) -> list[int]:
     )
 
 
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    for pid in pids:
+        wait_until(lambda pid=pid: gone(pid), timeout, f"process {pid} to die")
+
+
 def test_kill_9_of_a_worker_takes_its_fork_server_and_job_processes(
     dsn: str, minion: Minion, launch: Any
 ) -> None:
@@ -101,8 +106,7 @@ def test_kill_9_of_a_worker_takes_its_fork_server_and_job_processes(
     job_pids = _job_pids(minion, ids)
     assert set(job_pids) == set(children(server)), "the job processes are the fork server's"
     os.kill(pid, signal.SIGKILL)
-    for gone_pid in (server, *job_pids):
-        wait_until(lambda gone_pid=gone_pid: gone(gone_pid), 5, f"process {gone_pid} to die")
+    _wait_gone([server, *job_pids], 5)
     wait_until(lambda: _rescued(minion, ids, worker_id), RESCUE_LIMIT, "the jobs failed")
 
 
@@ -114,8 +118,7 @@ def test_kill_9_of_a_fork_server_fails_its_jobs_and_replaces_its_worker(
     (server,) = children(pid)
     job_pids = _job_pids(minion, ids)
     os.kill(server, signal.SIGKILL)
-    for gone_pid in (pid, *job_pids):
-        wait_until(lambda gone_pid=gone_pid: gone(gone_pid), 10, f"process {gone_pid} to die")
+    _wait_gone([pid, *job_pids], 10)
     wait_until(lambda: _rescued(minion, ids, worker_id), 10, "the jobs failed")
     killed = "Job terminated unexpectedly (exit code: 0, signal: 9)"
     assert {job["result"] for job in _jobs(minion, ids)} == {killed}

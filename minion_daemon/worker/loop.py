@@ -279,7 +279,9 @@ class Worker(EventEmitter):
 
     def _step(self) -> None:
         try:
-            self._work()
+            # The pass's own lines go out in one write, before any wait or inline task.
+            with logs.batched():
+                self._work()
         except DatabaseUnavailableError as error:
             if self._outage_began is None:
                 self._outage_began = time.monotonic()
@@ -450,6 +452,7 @@ class Worker(EventEmitter):
             runner = self._runner_of(job)
             if runner is self.inline:
                 # Runs to its end here, so it is never among the running jobs.
+                logs.flush()
                 self.inline.launch([job])
                 self._collect()
                 continue
@@ -464,6 +467,7 @@ class Worker(EventEmitter):
         worker dies meanwhile, repair fails them and they run again, as any job of a dead
         worker does."""
         began = time.monotonic()
+        logs.flush()
         self._batched = True
         try:
             self.inline.launch(jobs)
@@ -594,6 +598,7 @@ class Worker(EventEmitter):
         """Wait up to ``seconds`` for a signal, a runner's descriptor or (when ``listen``) a
         notification of new jobs. A pulse alone does not end the wait: it would cost an idle
         worker a turn, and a claim, every second."""
+        logs.flush()
         watched = [fd for runner in self._runners.values() for fd in runner.fds()]
         if self._wakeup is not None:
             watched.append(self._wakeup[0])

@@ -113,6 +113,9 @@ class Worker(EventEmitter):
         self._pids_since: float | None = None
         #: Jobs whose success waits for the next statement, to be logged once it is recorded.
         self._pending_done: list[Ended] = []
+        #: Until when (monotonic) no claim is made: the last found no more jobs than it took,
+        #: and no news came since (:meth:`_take_jobs`).
+        self._drained_until: float | None = None
         #: Whether the last claim of a worker with batched and other tasks was a batch.
         self._batch_turn = False
         #: While a batch is recorded: its jobs' own lines are logged at debug only.
@@ -347,6 +350,8 @@ class Worker(EventEmitter):
             # Before the endings: a job that started and ended since the last pass takes its
             # pid note along with its outcome.
             self._note_pids(self.fork.take_pids())
+            if ended:
+                self._drained_until = None
             for item in ended:
                 self._ended(item)
 
@@ -374,17 +379,29 @@ class Worker(EventEmitter):
         """Record what waits to be recorded and claim what the free slots can take, in one
         statement; launch the claimed jobs; wait when nothing came. Without ``claiming``:
         record what waits, at once, and nothing else."""
-        claim = self._claim_plan() if claiming else None
+        drained = self._drained()
+        claim = self._claim_plan() if claiming and not drained else None
         pids_waited = self._pids_since is not None and (
             not claiming or time.monotonic() - self._pids_since > PID_NOTE_PATIENCE
         )
         if claim is None and not self._settle and not pids_waited:
             if not claiming:
                 return
+            if drained:
+                assert self._drained_until is not None
+                self.emit("wait")
+                listening = self.minion.backend.listen() is not None
+                self._wait(self._pause(self._drained_until - time.monotonic()), listen=listening)
+                return
             self.emit("busy")
             self._wait(self._pause())
             return
-        limit, options, batched = claim or (0, {"queues": list(self.settings.queues)}, False)
+        limit, options, batched, complete = claim or (
+            0,
+            {"queues": list(self.settings.queues)},
+            False,
+            False,
+        )
         # Listening before the claim: a job committed between the claim and the wait still
         # wakes the wait (Perl listens after the claim and can sleep through one).
         listening = claim is not None and self.minion.backend.listen() is not None
@@ -407,13 +424,29 @@ class Worker(EventEmitter):
         jobs = [self._job_for(claimed) for claimed in turn.claimed]
         if jobs:
             self._launch(jobs, batched=batched)
-        elif claim is not None:
+        # A claim that came back short, when it looked for every task, found every job it could
+        # take: another would find none until news (a notification, a job's end, which frees a
+        # limited task's slot, or a delay's end, which dequeue_timeout bounds). Until then the
+        # worker claims nothing: a round trip saved per job on a queue kept short, and the
+        # statement that records the job that ends goes out at once.
+        if claim is not None and complete and len(jobs) < limit:
+            self._drained_until = time.monotonic() + self.settings.dequeue_timeout
+        short = not jobs or (complete and len(jobs) < limit)
+        if claim is not None and short and not self._settle:
             self.emit("wait")
             self._wait(self._pause(self.settings.dequeue_timeout), listen=listening)
 
-    def _claim_plan(self) -> tuple[int, dict[str, Any], bool] | None:
-        """How many jobs to claim now, with which options, and whether they run batched;
-        ``None`` when no job can be taken (stopping, at capacity, every task at its limit)."""
+    def _drained(self) -> bool:
+        """Whether the last claim's finding that no job waits still stands (see _take_jobs)."""
+        if self._drained_until is not None and time.monotonic() >= self._drained_until:
+            self._drained_until = None
+        return self._drained_until is not None
+
+    def _claim_plan(self) -> tuple[int, dict[str, Any], bool, bool] | None:
+        """How many jobs to claim now, with which options, whether they run batched, and
+        whether the claim looks for every task this worker can take now (not one kind of a
+        worker that alternates batches with other jobs); ``None`` when no job can be taken
+        (stopping, at capacity, every task at its limit)."""
         settings = self.settings
         if self._finished or len(self.running) >= settings.jobs + settings.spare:
             return None
@@ -425,7 +458,7 @@ class Worker(EventEmitter):
         free = settings.jobs - len(self.running)
         if free <= 0:
             options["min_priority"] = settings.spare_min_priority
-            return 1, options, False
+            return 1, options, False, True
         if settings.batch > 1:
             inline = [task for task in tasks if self._mode_of(task) == Mode.INLINE]
             if inline:
@@ -434,13 +467,17 @@ class Worker(EventEmitter):
                 self._batch_turn = not self._batch_turn
                 if self._batch_turn or len(inline) == len(tasks):
                     options["tasks"] = inline
-                    return settings.batch, options, True
+                    return settings.batch, options, True, len(inline) == len(tasks)
                 options["tasks"] = [task for task in tasks if task not in inline]
+                return self._claim_size(free, options), options, False, False
+        return self._claim_size(free, options), options, False, True
+
+    def _claim_size(self, free: int, options: dict[str, Any]) -> int:
         # Limits are per task: claiming several at once could pass one. Inline jobs run one
         # after another: claiming more than the one that runs would hold the others active
         # (batched mode does that on purpose).
         inline_only = all(self._mode_of(task) == Mode.INLINE for task in options["tasks"])
-        return (1 if settings.limits or inline_only else free), options, False
+        return 1 if self.settings.limits or inline_only else free
 
     def _launch(self, jobs: list[Job], *, batched: bool = False) -> None:
         for job in jobs:
@@ -622,6 +659,7 @@ class Worker(EventEmitter):
                 selector.close()
         if listener is not None and listener in ready:
             self.minion.backend.take_notifications()
+            self._drained_until = None
 
     def _pulses_only(self) -> bool:
         """Read the signal pipe: whether only pulses (SIGALRM) woke the wait."""

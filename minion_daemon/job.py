@@ -21,12 +21,11 @@ reap        pid                        worker, after the job process ended, befo
                                        outcome is recorded
 ==========  =========================  ===================================================
 
-In fork mode a job process is forked from the worker's fork server, which received the job
-from the worker and announced it to its own copy of the worker's ``dequeue`` listeners: a
-listener that the worker had before it started (``minion.on("worker", ...)``,
-``worker.on("dequeue", ...)``) runs there too, so the ``start``, ``finish`` and ``cleanup``
-listeners it attaches run in the job process, as the table says. What such a listener
-records in the fork server stays there.
+In fork mode a job process is forked from the worker's fork server ahead of its job; when
+the job comes, the process announces it to its own copy of the worker's ``dequeue``
+listeners: a listener that the worker had before it started (``minion.on("worker", ...)``,
+``worker.on("dequeue", ...)``) runs there, so the ``start``, ``finish`` and ``cleanup``
+listeners it attaches run in the job process, as the table says.
 """
 
 from __future__ import annotations

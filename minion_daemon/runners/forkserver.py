@@ -4,7 +4,9 @@ A worker starts it when it starts working, before its pool, its threads or any d
 connection exist, so that no process that runs threads ever forks a job (a fork copies one
 thread and whatever locks the others held). It has the tasks and nothing of the worker's
 running state; it freezes its heap (``gc.freeze()``) so that a job process's collections do
-not write to pages shared with it; it forks each job, reaps it, and tells the worker.
+not write to pages shared with it. It keeps one job process forked ahead of its job (a
+spare, waiting on a pipe), hands it the next job the worker sends, forks the next spare once
+it has nothing else to do, reaps the job processes, and tells the worker.
 
 The death chain: the fork server dies with its worker (kill -9 included), and a job process
 with its fork server, each by the kernel's parent-death signal; a worker whose fork server is
@@ -31,6 +33,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from minion_daemon import logs, proc
@@ -190,7 +193,28 @@ def _serve(
     return server.run()
 
 
+@dataclass(slots=True)
+class _Spare:
+    """A job process forked ahead of its job, waiting for it on ``job_pipe``; the read ends of
+    its output and handover pipes go to the worker with its job."""
+
+    pid: int
+    job_pipe: int
+    output: int
+    handover: int
+
+    def close(self) -> None:
+        for fd in (self.job_pipe, self.output, self.handover):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class _Server:
+    """Forks a spare job process ahead of the next job, whenever it has nothing else to do,
+    so that a job starts without waiting for its fork (the fork, and the copy-on-write faults
+    it brings in both processes, are most of a job process's cost), hands it the job when the
+    worker sends one, reaps the job processes and reports."""
+
     def __init__(
         self,
         channel: socket.socket,
@@ -204,15 +228,21 @@ class _Server:
         self.wakeup = wakeup
         #: The job processes by pid: their job ids.
         self.children: dict[int, int] = {}
+        self.spare: _Spare | None = None
         self.inbox = Inbox()
 
     def run(self) -> int:
         while True:
+            if self.spare is None:
+                self.spare = self._fork_spare()
             readable, _, _ = select.select([self.channel.fileno(), self.wakeup[0]], [], [])
             proc.drain(self.wakeup[0])
             self._reap()
             if self.channel.fileno() in readable and not self._receive():
                 break
+        if self.spare is not None:
+            self.children[self.spare.pid] = 0  # killed and reaped with the job processes
+            self.spare.close()
         for pid in self.children:
             proc.kill_group(pid, signal.SIGKILL)
         while self.children:
@@ -240,13 +270,18 @@ class _Server:
                     self._signal(*message[1:])
 
     def _reap(self) -> None:
-        while self.children:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if not pid:
                 return
+            if self.spare is not None and pid == self.spare.pid:
+                # Killed before it had a job: nothing to report, another is forked.
+                self.spare.close()
+                self.spare = None
+                continue
             job_id = self.children.pop(pid, None)
             if job_id is not None:
                 self.channel.sendall(frame(["ended", job_id, status]))
@@ -264,46 +299,86 @@ class _Server:
         else:
             proc.kill_group(pid, signum)
 
-    def _launch(self, message: list[Any]) -> None:
-        _, job_id, retries, task, queue, args, fields = message
-        job = self.minion.class_for_task(task)(
-            self.minion, job_id, args, retries, task, queue=queue
-        )
-        self.announce(job)
+    def _fork_spare(self) -> _Spare:
+        job_read, job_write = os.pipe()
         handover_read, handover_write = os.pipe()
         output_read, output_write = pipe()
-        mine = (handover_read, output_read, self.wakeup[0], self.wakeup[1])
+        mine = (job_write, handover_read, output_read, self.wakeup[0], self.wakeup[1])
         try:
-            # Bound around the fork, so the job process inherits the fields: a task's own log
-            # lines name its job.
-            with logs.bound(**{**fields, **job.log_fields()}):
-                pid = proc.fork(
-                    lambda: _job_process(job, self.channel, mine, handover_write, output_write),
-                    job=True,
-                )
-        finally:
-            os.close(handover_write)
-            os.close(output_write)
-        self.children[pid] = job_id
-        try:
-            socket.send_fds(
-                self.channel, [frame(["started", job_id, pid])], [output_read, handover_read]
+            pid = proc.fork(
+                lambda: _job_process(
+                    self.minion,
+                    self.announce,
+                    self.channel,
+                    inherited=mine,
+                    job_pipe=job_read,
+                    handover=handover_write,
+                    output=output_write,
+                ),
+                job=True,
             )
         finally:
-            os.close(output_read)
-            os.close(handover_read)
+            for fd in (job_read, handover_write, output_write):
+                os.close(fd)
+        return _Spare(pid, job_write, output_read, handover_read)
+
+    def _launch(self, message: list[Any]) -> None:
+        spare = self.spare or self._fork_spare()
+        self.spare = None
+        try:
+            # Whole, whatever its size: the spare reads it all as soon as it can.
+            _write_all(spare.job_pipe, frame(message))
+        except OSError:
+            # Killed before its job came: the job goes to a process forked for it now.
+            spare.close()
+            proc.reap(spare.pid, block=True)
+            spare = self._fork_spare()
+            _write_all(spare.job_pipe, frame(message))
+        self.children[spare.pid] = message[1]
+        try:
+            socket.send_fds(
+                self.channel,
+                [frame(["started", message[1], spare.pid])],
+                [spare.output, spare.handover],
+            )
+        finally:
+            spare.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 # The job process
 
 
 def _job_process(
-    job: Job, channel: socket.socket, inherited: tuple[int, ...], handover: int, output: int
+    minion: Minion,
+    announce: Callable[[Job], None],
+    channel: socket.socket,
+    *,
+    inherited: tuple[int, ...],
+    job_pipe: int,
+    handover: int,
+    output: int,
 ) -> int:
     channel.close()
     for fd in inherited:
         os.close(fd)
     send_to(output)
+    proc.set_title("job process, waiting for its job", "minion-job")
+    with os.fdopen(job_pipe, "rb") as job_input:
+        header = job_input.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return 0  # the fork server is gone: no job will come
+        (length,) = _HEADER.unpack(header)
+        _, job_id, retries, task, queue, args, fields = json.loads(job_input.read(length))
+    job = minion.class_for_task(task)(minion, job_id, args, retries, task, queue=queue)
+    # The worker's fields and the job's: a task's own log lines name its job.
+    logs.bind(**{**fields, **job.log_fields()})
+    announce(job)
     proc.set_title(f"job {job.id} {job.task}", "minion-job")
     job.pid = os.getpid()
     try:

@@ -118,8 +118,8 @@ class Worker(EventEmitter):
         self._drained_until: float | None = None
         #: Whether the last claim of a worker with batched and other tasks was a batch.
         self._batch_turn = False
-        #: While a batch is recorded: its jobs' own lines are logged at debug only.
-        self._batched = False
+        #: Jobs of batches not recorded yet: their own success lines are logged at debug only.
+        self._quiet: set[int] = set()
         self._finished = False
         self._quit = False
         #: True when the worker stopped because its fork server died.
@@ -498,21 +498,18 @@ class Worker(EventEmitter):
             log.info("job.started", mode=runner.mode.value, **job.log_fields(), latency=job.latency)
 
     def _run_batch(self, jobs: list[Job]) -> None:
-        """Batched mode: run the claimed inline jobs one after another, then record their
-        successes in one statement (failures are recorded at once, on their own: they may
-        retry, and they are rare). Until the batch is recorded, its jobs stay active; if the
-        worker dies meanwhile, repair fails them and they run again, as any job of a dead
-        worker does."""
+        """Batched mode: run the claimed inline jobs one after another; their successes are
+        recorded by the next statement, which claims the next batch too (failures are recorded
+        at once, on their own: they may retry, and they are rare). Until the batch is
+        recorded, its jobs stay active; if the worker dies meanwhile, repair fails them and
+        they run again, as any job of a dead worker does."""
         began = time.monotonic()
         logs.flush()
-        self._batched = True
-        try:
-            self.inline.launch(jobs)
-            self._collect()
-            self._flush()
-        finally:
-            self._batched = False
-        finished = sum(job.outcome == "finished" for job in jobs)
+        self._quiet.update(job.id for job in jobs)
+        self.inline.launch(jobs)
+        self._collect()
+        succeeded = {job.id for job, _, _ in self._settle}
+        finished = sum(job.id in succeeded or job.outcome == "finished" for job in jobs)
         log.info(
             "batch.finished",
             jobs=len(jobs),
@@ -530,13 +527,15 @@ class Worker(EventEmitter):
     def _done(self, ended: Ended) -> None:
         job = ended.job
         self.running.pop(job.id, None)
+        quiet = job.id in self._quiet
+        self._quiet.discard(job.id)
         self.status["performed"] += 1
         fields = {**job.log_fields(), "duration": round(ended.duration, 6)}
         reason = ended.ending.exit
         if reason is not None and not reason.clean:
             fields.update(exit_code=reason.code, signal=reason.signal_name)
         if job.outcome == "finished":
-            if self._batched:
+            if quiet:
                 log.debug("job.finished", **fields)
             else:
                 log.info("job.finished", **fields, latency=job.latency)

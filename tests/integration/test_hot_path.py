@@ -166,5 +166,26 @@ def test_a_short_claim_is_not_repeated_until_news_comes(minion: Minion) -> None:
     finally:
         worker.close()
     assert statements == [(0, 1), (1, 0)], "the claim that took the job, the one that recorded it"
-    job = minion.job(job_id)
-    assert job is not None and job.info is not None and job.info["state"] == "finished"
+    [info] = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"]
+    assert info["state"] == "finished"
+
+
+def test_a_batch_is_recorded_by_the_statement_that_claims_the_next(minion: Minion) -> None:
+    minion.add_task("noop", _noop, mode="inline")
+    ids = [minion.enqueue("noop") for _ in range(12)]
+    worker = minion.worker(batch=5, dequeue_timeout=30, repair_interval=0)
+    statements: list[tuple[int, int]] = []
+    settle_and_claim = minion.backend.settle_and_claim
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        turn = settle_and_claim(*args, **kwargs)
+        statements.append((len(kwargs.get("finished", [])), len(turn.claimed)))
+        if len(turn.recorded) and len(statements) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return turn
+
+    minion.backend.settle_and_claim = counted  # type: ignore[method-assign]
+    worker.run()
+    assert statements == [(0, 5), (5, 5), (5, 2), (2, 0)]
+    states = {job["state"] for job in minion.backend.list_jobs(0, 20, {"ids": ids})["jobs"]}
+    assert states == {"finished"}

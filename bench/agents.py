@@ -3,7 +3,8 @@
 ``worker``
     One minion-daemon worker (the ``Worker`` every daemon worker process runs) with the bench
     tasks in ``mode`` (fork or inline) and the given worker ``status`` (``jobs``, ``batch``...),
-    logging as the daemon does by default (JSON lines, level info, to stderr), until TERM.
+    logging as the daemon does by default (JSON lines, level info, to stderr), until TERM;
+    with ``tracing`` true, the OpenTelemetry SDK configured first.
 ``enqueue``
     One client that enqueues ``noop`` jobs for ``seconds``: one per call, or ``many`` per
     ``enqueue_many`` call; with ``unique`` ``"new"`` each call with a key of its own (each
@@ -35,6 +36,8 @@ def _minion(dsn: str) -> Minion:
 
 def worker(dsn: str, options: dict[str, Any]) -> None:
     logs.configure("json", "info")
+    if options.get("tracing"):
+        _configure_tracing()
     minion = _minion(dsn)
     for name, task in TASKS.items():
         minion.add_task(name, task, mode=options["mode"])
@@ -42,6 +45,27 @@ def worker(dsn: str, options: dict[str, Any]) -> None:
         minion.worker(**options.get("status", {})).run()
     finally:
         minion.close()
+
+
+def _configure_tracing() -> None:
+    """The OpenTelemetry SDK as a tasks module would set it up, exporting nowhere: what the
+    tracing phase measures is the SDK's own work per job."""
+    # Imported here: a worker measured without tracing must not have OpenTelemetry imported.
+    from opentelemetry import trace  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Discarding(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discarding()))
+    trace.set_tracer_provider(provider)
 
 
 def enqueue(dsn: str, options: dict[str, Any]) -> None:

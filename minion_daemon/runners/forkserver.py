@@ -11,10 +11,10 @@ with its fork server, each by the kernel's parent-death signal; a worker whose f
 gone fails its fork-mode jobs as killed and stops (the supervisor starts another).
 
 The protocol, over a stream socketpair: each message is a 4-byte length and a JSON array.
-Worker to server: ``["launch", id, retries, task, queue, args, log_fields]`` and ``["signal", id,
-signum]``. Server to worker: ``["started", id, pid]`` carrying two descriptors (the job's
-output pipe and its handover pipe, both read ends) and ``["ended", id, wait_status]``, which
-always follows the job's ``started``.
+Worker to server: ``["launch", id, retries, task, queue, args, log_fields, worker_id,
+trace_context]`` and ``["signal", id, signum]``. Server to worker: ``["started", id, pid]``
+carrying two descriptors (the job's output pipe and its handover pipe, both read ends) and
+``["ended", id, wait_status]``, which always follows the job's ``started``.
 """
 
 from __future__ import annotations
@@ -127,7 +127,10 @@ class ForkServer:
     def launch(self, job: Job) -> None:
         # The worker's log fields (its id, ...) travel along: the job process logs with them.
         fields = logs.current_fields()
-        message = ["launch", job.id, job.retries, job.task, job.queue, job.args, fields]
+        message = [
+            "launch", job.id, job.retries, job.task, job.queue, job.args, fields,
+            job.worker_id, job.trace_context,
+        ]  # fmt: skip
         self.channel.sendall(frame(message))
 
     def signal(self, job_id: int, signum: int) -> None:
@@ -265,10 +268,11 @@ class _Server:
             proc.kill_group(pid, signum)
 
     def _launch(self, message: list[Any]) -> None:
-        _, job_id, retries, task, queue, args, fields = message
+        _, job_id, retries, task, queue, args, fields, worker_id, trace_context = message
         job = self.minion.class_for_task(task)(
             self.minion, job_id, args, retries, task, queue=queue
         )
+        job.worker_id, job.trace_context = worker_id, trace_context
         self.announce(job)
         handover_read, handover_write = os.pipe()
         output_read, output_write = pipe()

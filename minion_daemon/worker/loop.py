@@ -245,6 +245,8 @@ class Worker(EventEmitter):
             queue=claimed["queue"],
         )
         job.latency = claimed["latency"]
+        job.worker_id = self.id
+        job.trace_context = claimed["trace_context"] or {}
         self.emit("dequeue", job)
         return job
 

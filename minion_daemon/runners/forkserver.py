@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from minion_daemon import logs, proc
+from minion_daemon import logs, proc, tracing
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.options import check_json
 from minion_daemon.output import pipe, send_to
@@ -186,6 +186,7 @@ def _serve(
         os.set_blocking(end, False)
     signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    tracing.prepare()
     # Everything alive now lives as long as the server: the collector need not walk it again,
     # and a job process's collections then leave those pages shared.
     gc.freeze()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.traced_tasks import read_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span
 
@@ -54,10 +55,7 @@ def _run_worker(dsn: str, spans: Path | None, **status: Any) -> list[dict[str, A
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
-    if spans is None:
-        return []
-    lines = [line for path in spans.glob("*.jsonl") for line in path.read_text().splitlines()]
-    return [json.loads(line) for line in lines]
+    return [] if spans is None else read_spans(spans)
 
 
 def _job_spans(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -7,10 +7,13 @@ jobs are enqueued inside a span, so each carries a ``traceparent`` note and each
 child span (fork mode: in the job process, which flushes it as it leaves). Off and on
 alternate for ``tracing_rounds`` rounds; the rows give the mean of each, the rate against
 the untraced one and the worker's CPU per job (its job processes included) against the same.
+First, the hooks alone, timed in a process of their own without a database (bench/agents.py,
+``hooks``): a drain's figures move with the machine's load by more than the hooks cost.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
@@ -20,6 +23,9 @@ from bench.context import Context
 from bench.drain import Drain, drain
 from bench.processes import start_agent
 from bench.report import Row
+
+#: Calls timed by the hooks agent: about a second with the SDK.
+HOOK_CALLS = 20_000
 
 
 def _drain(ctx: Context, mode: str, traced: bool, jobs: int) -> Drain:
@@ -67,6 +73,33 @@ def _mode(ctx: Context, mode: str, jobs: int) -> list[Row]:
     ]
 
 
+def _hooks(ctx: Context, traced: bool) -> dict[str, float]:
+    agent = start_agent(ctx.workdir, f"tracing-hooks-{'on' if traced else 'off'}", "hooks",
+                        ctx.main.dsn, {"count": HOOK_CALLS, "tracing": traced}, piped=True)
+    assert agent.process.stdout is not None
+    line = agent.process.stdout.readline()
+    agent.process.wait()
+    if not line:
+        raise RuntimeError(f"the hooks agent printed nothing; its log ends:\n{agent.tail()}")
+    figures: dict[str, float] = json.loads(line)
+    return figures
+
+
+def _hook_rows(ctx: Context) -> list[Row]:
+    off, on = _hooks(ctx, traced=False), _hooks(ctx, traced=True)
+    ctx.details["tracing_hooks_us"] = {"off": off, "on": on}
+    return [
+        Row("tracing", "job span hook, CPU per job, tracing on", on["job_span_us"], "us",
+            off["job_span_us"], "OpenTelemetry not imported"),
+        Row("tracing", "enqueue hook, CPU per job, inside a span", on["enqueue_hook_us"], "us",
+            off["enqueue_hook_us"], "OpenTelemetry not imported"),
+    ]
+
+
 def run(ctx: Context) -> list[Row]:
     ctx.progress.say("tracing: one worker, OpenTelemetry off and on")
-    return [*_mode(ctx, "inline", ctx.sizes.inline_jobs), *_mode(ctx, "fork", ctx.sizes.fork_jobs)]
+    return [
+        *_hook_rows(ctx),
+        *_mode(ctx, "inline", ctx.sizes.inline_jobs),
+        *_mode(ctx, "fork", ctx.sizes.fork_jobs),
+    ]

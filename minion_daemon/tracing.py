@@ -5,11 +5,12 @@ span to follow and no provider to report to, so each hook first looks it up amon
 already imported, and does nothing more when it is not there. That is the whole cost for a
 program without it, installed or not.
 
-Three hooks:
+The hooks:
 
 * :func:`with_context` and :func:`many_with_context`, at enqueue: the current span's W3C
   trace context (``traceparent``, and ``tracestate`` when there is one) goes into the job's
-  notes, a plain note to Perl.
+  notes, plain notes to Perl; a worker's claim reads them back (backend/sql.py, ``_CLAIMED``)
+  into :attr:`Job.trace_context <minion_daemon.job.Job.trace_context>`.
 * :func:`job_span`, around the task in whatever process runs it: the span ``minion.job
   <task>``, a child of the span that enqueued the job, ended with how the task ended.
 * :func:`prepare`, in the fork server before it forks jobs: what each job process would
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
     from minion_daemon.job import Job
 
-#: The notes that carry an enqueuer's trace context, named as the W3C headers are.
-TRACE_NOTES: Final = ("traceparent", "tracestate")
 #: How long a leaving process waits for its spans to be exported: its job's outcome is
 #: recorded only once the process has ended, so a collector that does not answer must not
 #: hold jobs for longer.

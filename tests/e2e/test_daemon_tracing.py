@@ -18,7 +18,7 @@ from minion_daemon import Minion
 @pytest.fixture
 def task_path(tmp_path: Path) -> Path:
     """The traced tasks as an installed distribution's entry points."""
-    points = {name: "helpers.traced_tasks:traced" for name in ("traced", "traced_inline")}
+    points = dict.fromkeys(("traced", "traced_inline"), "helpers.traced_tasks:traced")
     (tmp_path / "dist").mkdir()
     return add_distribution(tmp_path / "dist", "traced-test-tasks", points)
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 from helpers.traced_tasks import read_spans
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Span
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags, TraceState
 
 from minion_daemon import Minion
 from minion_daemon.backend import PgBackend
@@ -215,3 +216,23 @@ def test_the_claim_carries_the_context_of_the_jobs_that_have_one(dsn: str) -> No
     finally:
         backend.close()
     assert claimed == {first: {"traceparent": "00-x"}, second: None}
+
+
+def test_a_trace_state_travels_with_the_job(minion: Minion, dsn: str, tmp_path: Path) -> None:
+    remote = SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0xB7AD6B7169203331,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=TraceState([("vendor", "value")]),
+    )
+    with trace.use_span(NonRecordingSpan(remote)):
+        job_id = minion.enqueue("traced_inline", [1])
+    notes = minion.job(job_id).info["notes"]  # type: ignore[union-attr]
+    assert notes == {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": "vendor=value",
+    }
+    span = _job_spans(_run_worker(dsn, tmp_path))[str(job_id)]
+    assert span["parent_id"] == "0xb7ad6b7169203331"
+    assert span["context"]["trace_state"] == "['{key=vendor, value=value}']"  # SDK's JSON

@@ -20,7 +20,7 @@ from minion_daemon.eager import EagerMinion
 from minion_daemon.job import Job
 from minion_daemon.minion import Minion
 
-Run = Callable[[Callable[[Job, tracing.JobSpan], object]], ReadableSpan]
+Run = Callable[..., ReadableSpan]
 
 
 @pytest.fixture
@@ -31,9 +31,12 @@ def run() -> Iterator[Run]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("tests")
 
-    def running(body: Callable[[Job, tracing.JobSpan], object]) -> ReadableSpan:
+    def running(
+        body: Callable[[Job, tracing.JobSpan], object], trace_context: dict[str, str] | None = None
+    ) -> ReadableSpan:
         job = Job(cast("Minion", EagerMinion()), 42, [], 2, "a_task", queue="q")
         job.worker_id = 7
+        job.trace_context = trace_context or {}
         try:
             with tracing.JobSpan(tracer, job) as span:
                 body(job, span)
@@ -74,6 +77,24 @@ def test_the_span_is_current_inside_the_task(run: Run) -> None:
     assert span.context is not None
     assert seen == [span.context.span_id]
     assert not get_current_span().get_span_context().is_valid  # and no longer after
+
+
+def test_the_enqueuers_context_is_the_parent(run: Run) -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    span = run(lambda job, _: None, {"traceparent": parent})
+    assert span.parent is not None
+    assert (span.parent.trace_id, span.parent.span_id, span.parent.is_remote) == (
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+        True,
+    )
+
+
+def test_a_traceparent_note_that_is_no_trace_context_starts_a_trace(run: Run) -> None:
+    """Notes are anyone's to write (Perl's, a person's): one that does not parse is ignored."""
+    span = run(lambda job, _: None, {"traceparent": "not a trace context"})
+    assert span.parent is None
+    assert _outcome(span) == "finished"
 
 
 def _raise(error: BaseException) -> Callable[[Job, tracing.JobSpan], object]:

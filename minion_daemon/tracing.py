@@ -13,6 +13,8 @@ The hooks:
   into :attr:`Job.trace_context <minion_daemon.job.Job.trace_context>`.
 * :func:`job_span`, around the task in whatever process runs it: the span ``minion.job
   <task>``, a child of the span that enqueued the job, ended with how the task ended.
+* :func:`killed`, in the worker, for a fork-mode job whose process was killed before it could
+  end its span.
 * :func:`prepare`, in the fork server before it forks jobs: what each job process would
   otherwise import anew.
 * :func:`flush`, as a process forked by :func:`minion_daemon.proc.fork` leaves by
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
     from minion_daemon.job import Job
+    from minion_daemon.outcome import Ending
 
 #: How long a leaving process waits for its spans to be exported: its job's outcome is
 #: recorded only once the process has ended, so a collector that does not answer must not
@@ -140,6 +144,60 @@ def _configured_tracer() -> Tracer | None:
     return _tracer[1]
 
 
+def killed(job: Job, ending: Ending, duration: float) -> None:
+    """In the worker, once a fork-mode job's process ended: if a signal killed it before it
+    ended its job's span (its timeout, a kill, a cancel), the span that process could not end,
+    from ``duration`` seconds ago to now, ending as the worker records the job."""
+    exit = ending.exit
+    if exit is None or not exit.signal or ending.handed is not None or ending.recorded:
+        return
+    tracer = _configured_tracer()
+    if tracer is None:
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    now = time.time_ns()
+    span = _start(tracer, job, start_time=now - int(duration * 1e9))
+    if ending.timed_out_after is not None:
+        outcome, problem = "timed_out", f"Job timed out after {ending.timed_out_after:g} seconds"
+    else:
+        outcome, problem = "killed", f"Job terminated unexpectedly ({exit})"
+    span.set_attribute("minion.job.outcome", outcome)
+    span.set_status(Status(StatusCode.ERROR, problem))
+    span.end(end_time=now)
+
+
+def _start(tracer: Tracer, job: Job, start_time: int | None = None) -> Span:
+    """The span of ``job``'s run, started: a child of its enqueuer's when its notes carry a
+    trace context (of the current span otherwise)."""
+    from opentelemetry import trace
+
+    parent = None
+    if job.trace_context:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        parent = TraceContextTextMapPropagator().extract(job.trace_context)
+    attributes: dict[str, str | int] = {
+        "messaging.system": "minion",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.message.id": str(job.id),
+        "minion.job.task": job.task,
+        "minion.job.attempt": job.retries + 1,
+    }
+    if job.queue is not None:
+        attributes["messaging.destination.name"] = job.queue
+    if job.worker_id is not None:
+        attributes["messaging.client.id"] = str(job.worker_id)
+    return tracer.start_span(
+        f"minion.job {job.task}",
+        context=parent,
+        kind=trace.SpanKind.CONSUMER,
+        attributes=attributes,
+        start_time=start_time,
+    )
+
+
 class _Untraced:
     """What :func:`job_span` gives without a tracer: nothing to do."""
 
@@ -172,30 +230,7 @@ class JobSpan:
     def __enter__(self) -> JobSpan:
         from opentelemetry import context, trace
 
-        job = self._job
-        parent = None
-        if job.trace_context:
-            from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-            parent = TraceContextTextMapPropagator().extract(job.trace_context)
-        attributes: dict[str, str | int] = {
-            "messaging.system": "minion",
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.message.id": str(job.id),
-            "minion.job.task": job.task,
-            "minion.job.attempt": job.retries + 1,
-        }
-        if job.queue is not None:
-            attributes["messaging.destination.name"] = job.queue
-        if job.worker_id is not None:
-            attributes["messaging.client.id"] = str(job.worker_id)
-        self._span: Span = self._tracer.start_span(
-            f"minion.job {job.task}",
-            context=parent,
-            kind=trace.SpanKind.CONSUMER,
-            attributes=attributes,
-        )
+        self._span: Span = _start(self._tracer, self._job)
         self._token = context.attach(trace.set_span_in_context(self._span))
         return self
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ def traced(job: Job, value: Any) -> Any:
 
 def failing(job: Job, message: str) -> None:
     raise ValueError(message)
+
+
+def sleeping(job: Job, seconds: float) -> None:
+    time.sleep(seconds)
 
 
 if os.environ.get(SPANS_VARIABLE):

@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from helpers.traced_tasks import configure, failing, traced
+from helpers.traced_tasks import configure, failing, sleeping, traced
 from minion_daemon import Minion, tracing
 from minion_daemon.backend import PgBackend
 
@@ -28,6 +28,7 @@ def main() -> None:
     # Retried at once, so that a run sees its second attempt.
     minion.add_task("failing", failing, backoff=lambda _: 0)
     minion.add_task("failing_inline", failing, mode="inline")
+    minion.add_task("sleeping", sleeping, timeout=0.5)
     worker = minion.worker(**status)
     worker.on("wait", lambda _: _stop_when_drained(minion))
     worker.run()

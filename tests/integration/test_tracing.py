@@ -236,3 +236,23 @@ def test_a_trace_state_travels_with_the_job(minion: Minion, dsn: str, tmp_path: 
     span = _job_spans(_run_worker(dsn, tmp_path))[str(job_id)]
     assert span["parent_id"] == "0xb7ad6b7169203331"
     assert span["context"]["trace_state"] == "['{key=vendor, value=value}']"  # SDK's JSON
+
+
+def test_a_job_process_killed_at_its_timeout_gets_its_span_from_the_worker(
+    minion: Minion, dsn: str, tmp_path: Path, request_span: Span
+) -> None:
+    """Its own span never ended (TERM, then KILL, at its 0.5 s timeout)."""
+    job_id = minion.enqueue("sleeping", [30])
+    spans = _run_worker(dsn, tmp_path)
+    (span,) = (span for span in spans if span["name"] == "minion.job sleeping")
+    enqueuer = request_span.get_span_context()
+    assert span["parent_id"] == f"0x{enqueuer.span_id:016x}"
+    assert span["attributes"]["minion.job.outcome"] == "timed_out"
+    assert span["status"] == {
+        "status_code": "ERROR",
+        "description": "Job timed out after 0.5 seconds",
+    }
+    info = minion.job(job_id).info  # type: ignore[union-attr]
+    assert info is not None
+    assert span["pid"] != info["notes"]["minion_pid"]  # the worker made it
+    assert info["state"] == "failed"

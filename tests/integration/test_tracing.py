@@ -256,3 +256,33 @@ def test_a_job_process_killed_at_its_timeout_gets_its_span_from_the_worker(
     assert info is not None
     assert span["pid"] != info["notes"]["minion_pid"]  # the worker made it
     assert info["state"] == "failed"
+
+
+STUCK_EXPORT = """
+import threading
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from minion_daemon import tracing
+
+class Stuck(SpanProcessor):
+    def force_flush(self, timeout_millis=30000):
+        threading.Event().wait()  # a collector that never answers
+        return True
+
+provider = TracerProvider()
+provider.add_span_processor(Stuck())
+trace.set_tracer_provider(provider)
+tracing.flush(0.2)
+print("left")
+"""
+
+
+def test_a_process_leaves_even_when_its_spans_cannot_be_exported() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", STUCK_EXPORT],
+        capture_output=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+        text=True,
+    )
+    assert (done.returncode, done.stdout) == (0, "left\n"), done.stderr

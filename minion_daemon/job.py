@@ -33,6 +33,7 @@ from __future__ import annotations
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from minion_daemon import tracing
 from minion_daemon.events import EventEmitter
 from minion_daemon.options import json_problem, storable_text
 from minion_daemon.outcome import Ending, Handed, Verdict, verdict
@@ -74,6 +75,11 @@ class Job(EventEmitter):
         self.queue = queue
         #: Seconds it waited between becoming runnable and being dequeued, when known.
         self.latency: float | None = None
+        #: The worker that claimed it, when known (for traces).
+        self.worker_id: int | None = None
+        #: The trace context its enqueuer recorded in its notes (``traceparent`` and
+        #: ``tracestate``; :mod:`minion_daemon.tracing`), when the worker claimed it.
+        self.trace_context: dict[str, str] = {}
         #: Its job process, once one runs it (fork mode).
         self.pid: int | None = None
         #: What the task returned, recorded unless the task finished or failed the job itself.
@@ -169,7 +175,8 @@ class Job(EventEmitter):
         self.final = False
         spec = None
         try:
-            with captured():
+            # The span sees the task's exception on its way out, and ends with the job.
+            with tracing.job_span(self) as span, captured():
                 self.emit("start")
                 spec = self.minion.tasks.get(self.task)
                 if spec is None:
@@ -179,12 +186,14 @@ class Job(EventEmitter):
                 else:
                     self.result = spec.target(self, *self.args)
                 self.emit("finish")
+                unstorable = self._unstorable_result()
+                span.fail(unstorable)
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
             # The policy is applied here, where the exception is known: a worker recording
             # the failure of a job process only sees its text.
             self.final = spec is not None and not spec.retry.retries(error)
             return describe_error(error)
-        return self._unstorable_result()
+        return unstorable
 
     def _unstorable_result(self) -> str | None:
         """The failure of a task whose result cannot be stored, caught here so that the job

@@ -13,10 +13,10 @@ with its fork server, each by the kernel's parent-death signal; a worker whose f
 gone fails its fork-mode jobs as killed and stops (the supervisor starts another).
 
 The protocol, over a stream socketpair: each message is a 4-byte length and a JSON array.
-Worker to server: ``["launch", id, retries, task, queue, args, log_fields]`` and ``["signal", id,
-signum]``. Server to worker: ``["started", id, pid]`` carrying two descriptors (the job's
-output pipe and its handover pipe, both read ends) and ``["ended", id, wait_status]``, which
-always follows the job's ``started``.
+Worker to server: ``["launch", id, retries, task, queue, args, log_fields, worker_id,
+trace_context]`` and ``["signal", id, signum]``. Server to worker: ``["started", id, pid]``
+carrying two descriptors (the job's output pipe and its handover pipe, both read ends) and
+``["ended", id, wait_status]``, which always follows the job's ``started``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from minion_daemon import logs, proc
+from minion_daemon import logs, proc, tracing
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.options import check_json
 from minion_daemon.output import pipe, send_to
@@ -130,7 +130,10 @@ class ForkServer:
     def launch(self, job: Job) -> None:
         # The worker's log fields (its id, ...) travel along: the job process logs with them.
         fields = logs.current_fields()
-        message = ["launch", job.id, job.retries, job.task, job.queue, job.args, fields]
+        message = [
+            "launch", job.id, job.retries, job.task, job.queue, job.args, fields,
+            job.worker_id, job.trace_context,
+        ]  # fmt: skip
         self.channel.sendall(frame(message))
 
     def signal(self, job_id: int, signum: int) -> None:
@@ -186,6 +189,7 @@ def _serve(
         os.set_blocking(end, False)
     signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    tracing.prepare()
     # Everything alive now lives as long as the server: the collector need not walk it again,
     # and a job process's collections then leave those pages shared.
     gc.freeze()
@@ -374,8 +378,10 @@ def _job_process(
         if len(header) < _HEADER.size:
             return 0  # the fork server is gone: no job will come
         (length,) = _HEADER.unpack(header)
-        _, job_id, retries, task, queue, args, fields = json.loads(job_input.read(length))
+        message = json.loads(job_input.read(length))
+    _, job_id, retries, task, queue, args, fields, worker_id, trace_context = message
     job = minion.class_for_task(task)(minion, job_id, args, retries, task, queue=queue)
+    job.worker_id, job.trace_context = worker_id, trace_context
     # The worker's fields and the job's: a task's own log lines name its job.
     logs.bind(**{**fields, **job.log_fields()})
     announce(job)

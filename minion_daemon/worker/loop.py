@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from minion_daemon import logs, proc
+from minion_daemon import logs, proc, tracing
 from minion_daemon.commands import parse_kill, parse_stop, whole_number
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
@@ -245,6 +245,8 @@ class Worker(EventEmitter):
             queue=claimed["queue"],
         )
         job.latency = claimed["latency"]
+        job.worker_id = self.id
+        job.trace_context = claimed["trace_context"] or {}
         self.emit("dequeue", job)
         return job
 
@@ -357,6 +359,7 @@ class Worker(EventEmitter):
 
     def _ended(self, ended: Ended) -> None:
         job = ended.job
+        tracing.killed(job, ended.ending, ended.duration)
         decided = verdict(ended.ending)
         if decided.action == "finish":
             # Its slot is free already: the statement that records it claims the next job.

@@ -1,7 +1,7 @@
 """How a job's span ends (minion_daemon/tracing.py), with the SDK's in-memory exporter.
 
 Each test makes spans through a tracer provider of its own, never the global one; the spans
-of real jobs across a fork are tests/integration/test_tracing.py's.
+of real jobs across a fork are tests/integration/test_traced_jobs.py's.
 """
 
 from __future__ import annotations

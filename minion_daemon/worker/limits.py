@@ -77,10 +77,7 @@ class FleetLimits:
         """``tasks`` without those waiting out a full limit."""
         if not self._waiting:
             return tasks
-        now = self._clock()
-        for task, until in list(self._waiting.items()):
-            if until <= now:
-                del self._waiting[task]
+        self._end_waits()
         return [task for task in tasks if task not in self._waiting]
 
     def limited(self, tasks: Collection[str]) -> bool:
@@ -89,9 +86,18 @@ class FleetLimits:
 
     def due_in(self) -> float:
         """Seconds until a task waiting out a limit may be claimed again (inf: none waits)."""
+        # A wait that ended is forgotten here too: a worker at capacity asks this without
+        # claiming, and must not be told over and over that something is due now.
+        self._end_waits()
         if not self._waiting:
             return float("inf")
         return min(self._waiting.values()) - self._clock()
+
+    def _end_waits(self) -> None:
+        now = self._clock()
+        for task, until in list(self._waiting.items()):
+            if until <= now:
+                del self._waiting[task]
 
     def admit(self, claimed: Sequence[DequeuedJob], worker_id: int) -> list[DequeuedJob]:
         """The claimed jobs that may start: each of a limited task takes its holds, and one

@@ -159,3 +159,16 @@ def test_a_job_cancelled_after_its_claim_is_not_made_inactive(limited: Minion, d
     assert limits.admit([claimed], worker) == []
     assert deferred == []
     assert _row(dsn, job_id)[0] == "failed"
+
+
+def test_a_wait_that_ended_is_not_due_again(limited: Minion) -> None:
+    """A worker at capacity asks when something is due without claiming: an ended wait must
+    not keep answering "now", or its loop would spin."""
+    clock = Clock()
+    worker = limited.backend.register_worker()
+    limited.backend.lock(concurrency_lock("one_at_a_time"), 60, {"limit": 1})
+    limited.enqueue("one_at_a_time")
+    limits, _ = _limits(limited, clock)
+    assert limits.admit([_claim(limited, worker, "one_at_a_time")], worker) == []
+    clock.now += CONCURRENCY_RECHECK
+    assert limits.due_in() == float("inf")

@@ -58,9 +58,6 @@ class Rate:
         count, multiple, unit = match.groups()
         return cls(int(count), int(multiple or 1) * PERIOD_UNITS[unit])
 
-    def __str__(self) -> str:
-        return f"{self.count}/{self.period}s"
-
 
 @dataclass(frozen=True, slots=True)
 class TaskLimit:

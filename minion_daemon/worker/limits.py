@@ -111,15 +111,15 @@ class FleetLimits:
             spec = self._spec(job["task"])
             try:
                 over = None if spec is None else self._take(job, spec)
+                if over is None:
+                    admitted.append(job)
+                else:
+                    self._defer(job, worker_id, *over)
             except DatabaseUnavailableError as error:
+                # Whether a hold was taken is unknown; if it was, it expires on its own.
                 log.warning("job.limit_unknown", job_id=job["id"], error=str(error))
                 self._waiting[job["task"]] = self._clock() + CONCURRENCY_RECHECK
                 self._stranded.append(job)
-                continue
-            if over is None:
-                admitted.append(job)
-            else:
-                self._defer(job, worker_id, *over)
         return admitted
 
     def _defer(self, job: DequeuedJob, worker_id: int, limit: str, wait: float) -> None:

@@ -11,6 +11,7 @@ import pytest
 from helpers.sql import execute
 
 from minion_daemon import Minion
+from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.limits import concurrency_lock, hold_seconds, rate_lock
 from minion_daemon.model import DequeuedJob
 from minion_daemon.worker.limits import CONCURRENCY_RECHECK, FleetLimits
@@ -172,3 +173,37 @@ def test_a_wait_that_ended_is_not_due_again(limited: Minion) -> None:
     assert limits.admit([_claim(limited, worker, "one_at_a_time")], worker) == []
     clock.now += CONCURRENCY_RECHECK
     assert limits.due_in() == float("inf")
+
+
+class Unreachable:
+    """The backend, but ``lock`` fails as when the database is gone, ``failures`` times."""
+
+    def __init__(self, backend: Any, failures: int) -> None:
+        self._backend = backend
+        self.failures = failures
+
+    def lock(self, *args: Any) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise DatabaseUnavailableError("the database went away")
+        return bool(self._backend.lock(*args))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def test_a_job_whose_holds_are_unknown_goes_back_once_the_database_answers(
+    limited: Minion, dsn: str
+) -> None:
+    """Else it would stay active and unstarted while its worker lives: repair leaves a live
+    worker's jobs alone."""
+    worker = limited.backend.register_worker()
+    stuck = limited.enqueue("one_at_a_time")
+    limited.enqueue("free")
+    backend = Unreachable(limited.backend, failures=1)
+    limits = FleetLimits(backend, limited.tasks, lambda *_: None, Clock())  # type: ignore[arg-type]
+    assert limits.admit([_claim(limited, worker, "one_at_a_time")], worker) == []
+    assert _row(dsn, stuck)[0] == "active"
+    free = _claim(limited, worker, "free")
+    assert limits.admit([free], worker) == [free]
+    assert _row(dsn, stuck)[:2] == ("inactive", 0)

@@ -94,15 +94,9 @@ def test_the_config_sets_a_tasks_limits() -> None:
         ({"limit": 3}, "mail: expected a mapping with keys of mode, timeout,"),
     ],
 )
-def test_limit_errors_name_the_task_and_the_key(
-    tmp_path: Path, task: dict[str, object], message: str
-) -> None:
-    import yaml
-
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"workers": {"tasks": {"mail": task}}}), encoding="utf-8")
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: workers.tasks.{message}")):
-        load_config(path)
+def test_limit_errors_name_the_task_and_the_key(task: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"site.yaml: workers.tasks.{message}")):
+        parse_config({"workers": {"tasks": {"mail": task}}}, "site.yaml")
 
 
 def test_registration_sets_limits_and_the_config_replaces_them() -> None:

@@ -4,7 +4,9 @@
     One minion-daemon worker (the ``Worker`` every daemon worker process runs) with the bench
     tasks in ``mode`` (fork or inline) and the given worker ``status`` (``jobs``, ``batch``...),
     logging as the daemon does by default (JSON lines, level info, to stderr), until TERM;
-    with ``tracing`` true, the OpenTelemetry SDK configured first.
+    with ``tracing`` true, the OpenTelemetry SDK configured first. ``limits`` (``{task:
+    {"concurrency": N, "rate": "N/PERIOD"}}``) gives tasks fleet-wide limits; a name that is
+    no bench task becomes a no-op task of its own.
 ``enqueue``
     One client that enqueues ``noop`` jobs for ``seconds``: one per call, or ``many`` per
     ``enqueue_many`` call; with ``unique`` ``"new"`` each call with a key of its own (each
@@ -39,8 +41,9 @@ def worker(dsn: str, options: dict[str, Any]) -> None:
     if options.get("tracing"):
         _configure_tracing()
     minion = _minion(dsn)
-    for name, task in TASKS.items():
-        minion.add_task(name, task, mode=options["mode"])
+    limits = options.get("limits", {})
+    for name, task in {**dict.fromkeys(limits, TASKS["noop"]), **TASKS}.items():
+        minion.add_task(name, task, mode=options["mode"], **limits.get(name, {}))
     try:
         minion.worker(**options.get("status", {})).run()
     finally:

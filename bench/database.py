@@ -65,7 +65,10 @@ ACTIVITY: Final = """
 SELECT xact_commit AS commits, sessions FROM pg_stat_database WHERE datname = current_database()
 """
 
-UNFINISHED: Final = "SELECT COUNT(*) AS n FROM minion_jobs WHERE state IN ('inactive', 'active')"
+UNFINISHED: Final = """
+SELECT COUNT(*) AS n FROM minion_jobs
+WHERE state IN ('inactive', 'active') AND (%(task)s::text IS NULL OR task = %(task)s::text)
+"""
 
 OUTCOMES: Final = """
 SELECT COUNT(*) FILTER (WHERE state = 'finished') AS finished,
@@ -215,8 +218,9 @@ class Database:
     def vacuum_analyze(self) -> None:
         self.execute("VACUUM (ANALYZE) minion_jobs")
 
-    def unfinished(self) -> int:
-        return int(self.one(UNFINISHED)["n"])
+    def unfinished(self, task: str | None = None) -> int:
+        """Jobs inactive or active: all of them, or those of ``task``."""
+        return int(self.one(UNFINISHED, {"task": task})["n"])
 
     def outcomes(self, task: str) -> dict[str, Any]:
         return self.one(OUTCOMES, {"task": task})

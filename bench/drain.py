@@ -71,12 +71,18 @@ def enqueue_noops(minion: Minion, count: int, task: str = "noop") -> None:
 
 
 def wait_drained(
-    ctx: Context, db: Database, workers: Sequence[Started], jobs: int, label: str
+    ctx: Context,
+    db: Database,
+    workers: Sequence[Started],
+    jobs: int,
+    label: str,
+    *,
+    task: str | None = None,
 ) -> None:
     """Poll until no job is inactive or active; fail if a worker dies or it takes too long
     (30 s plus 20 ms per job: slower than any worker here ever is)."""
     deadline = time.monotonic() + 30 + jobs * 0.02
-    while (remaining := db.unfinished()) > 0:
+    while (remaining := db.unfinished(task)) > 0:
         for worker in workers:
             if not worker.alive():
                 raise DrainError(f"{label}: a worker died; its log ends:\n{worker.tail()}")
@@ -94,15 +100,17 @@ def drain(
     jobs: int,
     *,
     label: str,
+    only_noops: bool = False,
 ) -> Drain:
     """Time ``workers`` (already started on an emptied ``db``) draining ``jobs`` no-op jobs;
-    stops the workers whatever happens."""
+    stops the workers whatever happens. ``only_noops``: jobs of other tasks may stay behind
+    (the ``fleet`` phase leaves jobs of a saturated task and of a paused queue waiting)."""
     try:
         wait_registered(db, workers)
         before = db.activity()
         cpu = _cpu(workers)
         enqueue_noops(minion, jobs)
-        wait_drained(ctx, db, workers, jobs, label)
+        wait_drained(ctx, db, workers, jobs, label, task="noop" if only_noops else None)
         worker_cpu, machine_cpu = (after - first for after, first in zip(_cpu(workers), cpu,
                                                                            strict=True))
         outcome = db.outcomes("noop")

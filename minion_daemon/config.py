@@ -20,6 +20,7 @@ from typing import Any, Final
 import yaml
 
 from minion_daemon.errors import MinionError
+from minion_daemon.limits import MAX_COUNT, Rate, TaskLimit
 from minion_daemon.model import (
     AUTO_MIGRATE_CHOICES,
     AutoMigrate,
@@ -177,10 +178,16 @@ class TaskSettings:
     mode: Mode = Mode.FORK
     timeout: float | None = None
     retry: RetryPolicy | None = None
+    #: Fleet-wide limits, when the config gives ``concurrency`` or ``rate``; they replace
+    #: those the task was registered with.
+    limit: TaskLimit | None = None
 
 
-_TASK_KEYS: Final = ("mode", "timeout", "backoff", "retry_on", "no_retry_on")
+_TASK_KEYS: Final = (
+    "mode", "timeout", "backoff", "retry_on", "no_retry_on", "concurrency", "rate"
+)  # fmt: skip
 _RETRY_KEYS: Final = ("backoff", "retry_on", "no_retry_on")
+_LIMIT_KEYS: Final = ("concurrency", "rate")
 _EXPONENTIAL_KEYS: Final = frozenset(field.name for field in dataclasses.fields(Exponential))
 
 
@@ -198,6 +205,7 @@ def task_settings(value: Any) -> dict[str, TaskSettings]:
             _task_key(name, settings, "mode", _mode, Mode.FORK),
             _task_key(name, settings, "timeout", seconds(0.001, 1e7)),
             _retry_policy(name, settings) if set(settings) & set(_RETRY_KEYS) else None,
+            _task_limit(name, settings) if set(settings) & set(_LIMIT_KEYS) else None,
         )
     return parsed
 
@@ -227,6 +235,12 @@ def _retry_policy(task: str, settings: dict[str, Any]) -> RetryPolicy:
         return RetryPolicy(backoff, retry_on, no_retry_on)
     except ValueError as problem:
         raise _Invalid(str(problem), at=task) from None
+
+
+def _task_limit(task: str, settings: dict[str, Any]) -> TaskLimit:
+    """A task's ``concurrency`` (running jobs across the fleet) and ``rate`` (``N/PERIOD``)."""
+    concurrency = _task_key(task, settings, "concurrency", integer(1, MAX_COUNT))
+    return TaskLimit(concurrency, _task_key(task, settings, "rate", Rate.parse))
 
 
 def _backoff(value: Any) -> Exponential | None:
@@ -310,7 +324,10 @@ class WorkersConfig:
         60, "a worker silent this long is replaced as hung", seconds(1, 86400)
     )
     tasks: dict[str, TaskSettings] = _setting(  # noqa: RUF009 - a default_factory, as above
-        {}, "per-task mode (fork|inline), timeout, backoff, retry_on, no_retry_on", task_settings
+        {},
+        "per-task mode (fork|inline), timeout, backoff, retry_on, no_retry_on, and fleet-wide"
+        " concurrency (running jobs) and rate (starts per period: 10/s, 100/1m, 5/30s)",
+        task_settings,
     )
     batch: int = _setting(
         1, "inline jobs claimed per statement (1: Minion's one job per claim)", integer(1, 1000)

@@ -17,6 +17,7 @@ from minion_daemon.backend import Backend, PgBackend
 from minion_daemon.events import EventEmitter
 from minion_daemon.iterators import Listing
 from minion_daemon.job import Job
+from minion_daemon.limits import Rate, TaskLimit
 from minion_daemon.retry import RetryPolicy
 from minion_daemon.tasks import TaskRegistry
 from minion_daemon.worker import Worker
@@ -99,6 +100,8 @@ class Minion(EventEmitter):
         backoff: Backoff | None = None,
         retry_on: Iterable[str | type[BaseException]] | None = None,
         no_retry_on: Iterable[str | type[BaseException]] = (),
+        concurrency: int | None = None,
+        rate: Rate | str | None = None,
     ) -> Minion:
         """Register ``task(job, *args)`` (or a :class:`Job` subclass) under ``name``.
 
@@ -106,11 +109,16 @@ class Minion(EventEmitter):
         Minion's :attr:`backoff`; :class:`~minion_daemon.retry.Exponential` is one); an
         exception of a class in ``no_retry_on``, or outside ``retry_on`` when that is given,
         fails its job for good at once (:class:`~minion_daemon.retry.RetryPolicy`).
+        ``concurrency`` (running jobs) and ``rate`` (starts per period, ``"10/s"``) limit the
+        task across every worker of the database (:mod:`minion_daemon.limits`).
         """
         caller = inspect.stack()[1]
         source = f"add_task() at {caller.filename}:{caller.lineno}"
         retry = RetryPolicy.of(backoff, retry_on, no_retry_on)
-        self.tasks.add(name, task, source=source, mode=mode, timeout=timeout, retry=retry)
+        limit = TaskLimit.of(concurrency, rate)
+        self.tasks.add(
+            name, task, source=source, mode=mode, timeout=timeout, retry=retry, limit=limit
+        )
         return self
 
     def task(
@@ -122,6 +130,8 @@ class Minion(EventEmitter):
         backoff: Backoff | None = None,
         retry_on: Iterable[str | type[BaseException]] | None = None,
         no_retry_on: Iterable[str | type[BaseException]] = (),
+        concurrency: int | None = None,
+        rate: Rate | str | None = None,
     ) -> Callable[[Callable[..., object]], Callable[..., object]]:
         """Decorator form of :meth:`add_task`; the name defaults to the function's."""
         return self.tasks.task(
@@ -131,6 +141,8 @@ class Minion(EventEmitter):
             backoff=backoff,
             retry_on=retry_on,
             no_retry_on=no_retry_on,
+            concurrency=concurrency,
+            rate=rate,
         )
 
     def class_for_task(self, name: str) -> type[Job]:

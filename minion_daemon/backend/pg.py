@@ -24,6 +24,7 @@ from minion_daemon.backend.caller import CallerConnection
 from minion_daemon.backend.connections import Connection, ConnectionSettings, disown
 from minion_daemon.backend.executor import INHERITED, PgExecutor
 from minion_daemon.backend.fleet import LISTEN_QUEUES, QUEUES_CHANNEL, FleetOperations
+from minion_daemon.backend.limits import LimitOperations
 from minion_daemon.backend.observe import ObserveOperations
 from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
 from minion_daemon.backend.schedules import ScheduleOperations
@@ -89,7 +90,12 @@ def default_backoff(retries: int) -> float:
 
 
 class PgBackend(
-    ObserveOperations, ScheduleOperations, FleetOperations, UniqueOperations, PgExecutor
+    ObserveOperations,
+    ScheduleOperations,
+    FleetOperations,
+    UniqueOperations,
+    LimitOperations,
+    PgExecutor,
 ):
     """The PostgreSQL backend, shared with Perl's Minion::Backend::Pg on one database.
 

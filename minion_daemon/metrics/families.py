@@ -12,7 +12,7 @@ from minion_daemon import __version__
 
 if TYPE_CHECKING:
     from minion_daemon.job import Job
-    from minion_daemon.model import RepairReport
+    from minion_daemon.model import DequeuedJob, RepairReport
     from minion_daemon.runners import Ended
     from minion_daemon.worker import Worker
 
@@ -68,6 +68,11 @@ class WorkerMetrics:
         self.reconnects = Counter(
             "minion_database_reconnects", "Recoveries of a worker after a database outage"
         )
+        self.deferred = Counter(
+            "minion_jobs_deferred",
+            "Claimed jobs that went back to waiting, over their task's fleet-wide limit",
+            [*JOB_LABELS, "limit"],
+        )
         self.listening = Gauge(
             "minion_worker_listen_healthy",
             "1 when every worker's LISTEN connection is up",
@@ -81,6 +86,7 @@ class WorkerMetrics:
         worker.on("outage", lambda *_: self.dequeue_errors.inc())
         worker.on("recovered", lambda *_: self.reconnects.inc())
         worker.on("turn", self._turned)
+        worker.on("deferred", self._deferred)
 
     def _started(self, _: Worker, job: Job) -> None:
         labels = _labels(job)
@@ -93,6 +99,9 @@ class WorkerMetrics:
         self.running.labels(*labels).dec()
         self.duration.labels(*labels).observe(ended.duration)
         self.processed.labels(*labels, job_outcome(ended)).inc()
+
+    def _deferred(self, _: Worker, job: DequeuedJob, limit: str) -> None:
+        self.deferred.labels(job["task"], job["queue"] or "", limit).inc()
 
     def _turned(self, worker: Worker) -> None:
         self.listening.set(1 if worker.minion.backend.listening else 0)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from minion_daemon.errors import MinionError
 from minion_daemon.job import Job
+from minion_daemon.limits import UNLIMITED, Rate, TaskLimit
 from minion_daemon.model import Backoff, Mode
 from minion_daemon.options import check_text
 from minion_daemon.retry import MINION_RETRY, RetryPolicy
@@ -41,6 +42,8 @@ class TaskSpec:
     mode: Mode = Mode.FORK
     timeout: float | None = None
     retry: RetryPolicy = MINION_RETRY
+    #: Fleet-wide limits on its running jobs and starts (:mod:`minion_daemon.limits`).
+    limit: TaskLimit = UNLIMITED
 
     def __post_init__(self) -> None:
         check_text("task name", self.name)
@@ -103,10 +106,11 @@ class TaskRegistry:
         mode: Mode | str = Mode.FORK,
         timeout: float | None = None,
         retry: RetryPolicy = MINION_RETRY,
+        limit: TaskLimit = UNLIMITED,
     ) -> None:
         """Register one task; raises :class:`TaskConflictError` if the name is taken."""
         mode = Mode.parse(mode, f"task {name!r}")
-        self.add_many([TaskSpec(name, target, source, mode, timeout, retry)])
+        self.add_many([TaskSpec(name, target, source, mode, timeout, retry, limit)])
 
     def add_many(self, specs: Iterable[TaskSpec]) -> None:
         """Register every spec, or none when any of them conflicts."""
@@ -120,15 +124,25 @@ class TaskRegistry:
         self._ordered = None
 
     def configure(
-        self, name: str, *, mode: Mode, timeout: float | None, retry: RetryPolicy | None = None
+        self,
+        name: str,
+        *,
+        mode: Mode,
+        timeout: float | None,
+        retry: RetryPolicy | None = None,
+        limit: TaskLimit | None = None,
     ) -> bool:
-        """Change how a registered task runs (the config's per-task settings; ``retry``
-        replaces the registered policy when given); false if the task is not registered."""
+        """Change how a registered task runs (the config's per-task settings; ``retry`` and
+        ``limit`` replace the registered ones when given); false if the task is not
+        registered."""
         spec = self._specs.get(name)
         if spec is None:
             return False
         retry = spec.retry if retry is None else retry
-        self._specs[name] = dataclasses.replace(spec, mode=mode, timeout=timeout, retry=retry)
+        limit = spec.limit if limit is None else limit
+        self._specs[name] = dataclasses.replace(
+            spec, mode=mode, timeout=timeout, retry=retry, limit=limit
+        )
         return True
 
     def task(
@@ -140,13 +154,17 @@ class TaskRegistry:
         backoff: Backoff | None = None,
         retry_on: Iterable[str | type[BaseException]] | None = None,
         no_retry_on: Iterable[str | type[BaseException]] = (),
+        concurrency: int | None = None,
+        rate: Rate | str | None = None,
     ) -> Callable[[F], F]:
         """Decorator registering a function under ``name`` (default: its own name), with the
-        retry policy of ``backoff``, ``retry_on`` and ``no_retry_on`` (:class:`RetryPolicy`).
+        retry policy of ``backoff``, ``retry_on`` and ``no_retry_on`` (:class:`RetryPolicy`)
+        and the fleet-wide limits ``concurrency`` and ``rate`` (:class:`TaskLimit`).
 
         The function is returned unchanged; its source is its module, qualified name, file and line.
         """
         retry = RetryPolicy.of(backoff, retry_on, no_retry_on)
+        limit = TaskLimit.of(concurrency, rate)
 
         def register(function: F) -> F:
             self.add(
@@ -156,6 +174,7 @@ class TaskRegistry:
                 mode=mode,
                 timeout=timeout,
                 retry=retry,
+                limit=limit,
             )
             return function
 
@@ -175,9 +194,11 @@ def _conflict(known: TaskSpec, new: TaskSpec) -> str:
 
 
 def _settings(spec: TaskSpec, other: TaskSpec) -> str:
-    """How ``spec`` runs, with its retry policy when that is what differs from ``other``'s."""
+    """How ``spec`` runs, with its retry policy and limits where they differ from ``other``'s."""
     settings = f"mode {spec.mode}, timeout {spec.timeout}"
-    return settings if spec.retry == other.retry else f"{settings}, {spec.retry}"
+    if spec.retry != other.retry:
+        settings += f", {spec.retry}"
+    return settings if spec.limit == other.limit else f"{settings}, {spec.limit}"
 
 
 def describe_source(target: Callable[..., Any] | type) -> str:

@@ -33,6 +33,7 @@ from minion_daemon.outcome import verdict
 from minion_daemon.runners import Ended, Runner
 from minion_daemon.runners.fork import ForkRunner, ForkServerGoneError
 from minion_daemon.runners.inline import InlineRunner
+from minion_daemon.worker.limits import FleetLimits
 from minion_daemon.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -81,7 +82,9 @@ class Worker(EventEmitter):
     supervisor's liveness signal; its listeners run in a signal handler, so they only record),
     ``done`` (:class:`~minion_daemon.runners.Ended`: after its outcome was recorded),
     ``outage`` (error: a pass failed for want of the database), ``recovered`` (the first
-    good pass after an outage) and
+    good pass after an outage),
+    ``deferred`` (the claimed job's row, the limit: ``concurrency`` or ``rate``: it went back
+    to waiting, over its task's fleet-wide limit) and
     ``registered`` (id).
     """
 
@@ -105,6 +108,9 @@ class Worker(EventEmitter):
         self.inline = InlineRunner()
         self.fork = ForkRunner(minion, lambda job: self.emit("dequeue", job))
         self._runners: dict[Mode, Runner] = {Mode.FORK: self.fork, Mode.INLINE: self.inline}
+        self.fleet_limits = FleetLimits(
+            minion.backend, minion.tasks, lambda job, limit: self.emit("deferred", job, limit)
+        )
         #: The running jobs by id, whatever their runner.
         self.running: dict[int, Job] = {}
         #: Successes to record with the next statement: (job, result, pid or None).
@@ -360,6 +366,7 @@ class Worker(EventEmitter):
     def _ended(self, ended: Ended) -> None:
         job = ended.job
         tracing.killed(job, ended.ending, ended.duration)
+        self.fleet_limits.release(job.id)
         decided = verdict(ended.ending)
         if decided.action == "finish":
             # Its slot is free already: the statement that records it claims the next job.
@@ -424,17 +431,21 @@ class Worker(EventEmitter):
         for ended in self._pending_done:
             self._done(ended)
         self._pending_done = []
-        jobs = [self._job_for(claimed) for claimed in turn.claimed]
+        admitted = self.fleet_limits.admit(turn.claimed, self.id)
+        jobs = [self._job_for(claimed) for claimed in admitted]
         if jobs:
             self._launch(jobs, batched=batched)
         # A claim that came back short, when it looked for every task, found every job it could
         # take: another would find none until news (a notification, a job's end, which frees a
         # limited task's slot, or a delay's end, which dequeue_timeout bounds). Until then the
         # worker claims nothing: a round trip saved per job on a queue kept short, and the
-        # statement that records the job that ends goes out at once.
-        if claim is not None and complete and len(jobs) < limit:
+        # statement that records the job that ends goes out at once. What the claim found
+        # counts, not what started: jobs that went back over a fleet-wide limit were found, and
+        # the next pass claims at once, without their tasks.
+        found = len(turn.claimed)
+        if claim is not None and complete and found < limit:
             self._drained_until = time.monotonic() + self.settings.dequeue_timeout
-        short = not jobs or (complete and len(jobs) < limit)
+        short = not found or (complete and found < limit)
         if claim is not None and short and not self._settle:
             self.emit("wait")
             self._wait(self._pause(self.settings.dequeue_timeout), listen=listening)
@@ -454,33 +465,43 @@ class Worker(EventEmitter):
         if self._finished or len(self.running) >= settings.jobs + settings.spare:
             return None
         active = [job.task for job in self.running.values()]
-        tasks = desired_tasks(settings.limits, self.minion.tasks.ordered_names(), active)
+        desired = desired_tasks(settings.limits, self.minion.tasks.ordered_names(), active)
+        tasks = self.fleet_limits.open_tasks(desired)
         if not tasks:
             return None
+        # A task sitting out a fleet-wide limit may be claimable again before any news: a
+        # claim without it does not look for every task.
+        every = len(tasks) == len(desired)
         options: dict[str, Any] = {"queues": list(settings.queues), "tasks": tasks}
         free = settings.jobs - len(self.running)
         if free <= 0:
             options["min_priority"] = settings.spare_min_priority
-            return 1, options, False, True
+            return 1, options, False, every
         if settings.batch > 1:
-            inline = [task for task in tasks if self._mode_of(task) == Mode.INLINE]
+            # A batch would take a fleet-wide limit's holds for jobs that wait their turn.
+            inline = [
+                task
+                for task in tasks
+                if self._mode_of(task) == Mode.INLINE and not self.fleet_limits.limited([task])
+            ]
             if inline:
                 # Batches and other jobs are claimed in turns: a batch when the last claim
                 # was not one, so that neither starves the other.
                 self._batch_turn = not self._batch_turn
                 if self._batch_turn or len(inline) == len(tasks):
                     options["tasks"] = inline
-                    return settings.batch, options, True, len(inline) == len(tasks)
+                    return settings.batch, options, True, every and len(inline) == len(tasks)
                 options["tasks"] = [task for task in tasks if task not in inline]
                 return self._claim_size(free, options), options, False, False
-        return self._claim_size(free, options), options, False, True
+        return self._claim_size(free, options), options, False, every
 
     def _claim_size(self, free: int, options: dict[str, Any]) -> int:
         # Limits are per task: claiming several at once could pass one. Inline jobs run one
         # after another: claiming more than the one that runs would hold the others active
         # (batched mode does that on purpose).
         inline_only = all(self._mode_of(task) == Mode.INLINE for task in options["tasks"])
-        return 1 if self.settings.limits or inline_only else free
+        one = self.settings.limits or inline_only or self.fleet_limits.limited(options["tasks"])
+        return 1 if one else free
 
     def _launch(self, jobs: list[Job], *, batched: bool = False) -> None:
         for job in jobs:
@@ -604,6 +625,7 @@ class Worker(EventEmitter):
         """How long to wait while nothing can be done: until a runner must act or a duty is
         due, at most ``longest``; a job ending or a signal ends it sooner."""
         due = min(runner.due_in() for runner in self._runners.values())
+        due = min(due, self.fleet_limits.due_in())
         now = time.monotonic()
         if self._pids_since is not None:
             due = min(due, self._pids_since + PID_NOTE_PATIENCE - now)

@@ -79,5 +79,9 @@ def load_tasks(minion: Minion, config: Config) -> None:
     load_into(minion.tasks, config.tasks.entry_points)
     for name, settings in config.workers.tasks.items():
         minion.tasks.configure(
-            name, mode=settings.mode, timeout=settings.timeout, retry=settings.retry
+            name,
+            mode=settings.mode,
+            timeout=settings.timeout,
+            retry=settings.retry,
+            limit=settings.limit,
         )

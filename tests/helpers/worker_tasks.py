@@ -21,6 +21,14 @@ def sleep(job: Any, seconds: float) -> float:
     return seconds
 
 
+def spanned(job: Any, seconds: float) -> None:
+    """Sleeps, then notes when it began and ended (epoch seconds): how many jobs ran at once
+    and how often they started is read from the jobs' notes."""
+    began = time.time()
+    time.sleep(seconds)
+    job.note(span=[began, time.time()])
+
+
 def record_pid(job: Any) -> int:
     return os.getpid()
 

@@ -174,7 +174,8 @@ class TaskSettings:
     """How the workers run one task; ``retry``, when the config gives any of its keys,
     replaces the policy the task was registered with."""
 
-    mode: Mode = Mode.FORK
+    #: ``None``: the task's own (``async`` for a coroutine, else ``fork``).
+    mode: Mode | None = None
     timeout: float | None = None
     retry: RetryPolicy | None = None
 
@@ -195,7 +196,7 @@ def task_settings(value: Any) -> dict[str, TaskSettings]:
             raise _Invalid(f"a mapping with keys of {keys}, got {settings!r}", at=str(task))
         name = str(task)
         parsed[name] = TaskSettings(
-            _task_key(name, settings, "mode", _mode, Mode.FORK),
+            _task_key(name, settings, "mode", _mode),
             _task_key(name, settings, "timeout", seconds(0.001, 1e7)),
             _retry_policy(name, settings) if set(settings) & set(_RETRY_KEYS) else None,
         )
@@ -310,7 +311,9 @@ class WorkersConfig:
         60, "a worker silent this long is replaced as hung", seconds(1, 86400)
     )
     tasks: dict[str, TaskSettings] = _setting(  # noqa: RUF009 - a default_factory, as above
-        {}, "per-task mode (fork|inline), timeout, backoff, retry_on, no_retry_on", task_settings
+        {},
+        "per-task mode (fork|inline|async), timeout, backoff, retry_on, no_retry_on",
+        task_settings,
     )
     batch: int = _setting(
         1, "inline jobs claimed per statement (1: Minion's one job per claim)", integer(1, 1000)

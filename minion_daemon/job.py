@@ -31,9 +31,14 @@ records in the fork server stays there.
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from minion_daemon.async_job import AsyncJob, is_coroutine_task
+from minion_daemon.async_minion import AsyncMinion
+from minion_daemon.backend.aio import AsyncPgBackend
+from minion_daemon.backend.pg import PgBackend
 from minion_daemon.events import EventEmitter
 from minion_daemon.options import json_problem, storable_text
 from minion_daemon.outcome import Ending, Handed, Verdict, verdict
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
     from minion_daemon.backend.protocol import JobStore
     from minion_daemon.minion import Minion
     from minion_daemon.model import JobInfo
+    from minion_daemon.tasks import TaskSpec
 
 
 def describe_error(error: BaseException) -> str:
@@ -166,26 +172,85 @@ class Job(EventEmitter):
 
     def execute(self) -> str | None:
         """Run the task in this process; returns the error text, or ``None`` on success, and
-        sets :attr:`final` by the task's retry policy."""
+        sets :attr:`final` by the task's retry policy. A coroutine task (in fork or inline
+        mode) runs on an event loop of its own, with a client of its own."""
         self.final = False
         spec = None
         try:
             with captured():
                 self.emit("start")
-                spec = self.minion.tasks.get(self.task)
-                if spec is None:
-                    raise LookupError(f'Task "{self.task}" is not registered')
-                if isinstance(spec.target, type):
+                spec = self._spec()
+                if is_coroutine_task(spec.target):
+                    self.result = asyncio.run(self._run_with_own_client(spec))
+                elif isinstance(spec.target, type):
                     self.result = self.run(*self.args)
                 else:
                     self.result = spec.target(self, *self.args)
                 self.emit("finish")
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
-            # The policy is applied here, where the exception is known: a worker recording
-            # the failure of a job process only sees its text.
-            self.final = spec is not None and not spec.retry.retries(error)
-            return describe_error(error)
+            return self._error_of(error, spec)
         return self._unstorable_result()
+
+    async def execute_async(self, minion: AsyncMinion) -> str | None:
+        """:meth:`execute` for a coroutine task, on the running loop, its
+        :class:`~minion_daemon.async_job.AsyncJob` over ``minion``. A cancellation (a
+        timeout, a kill) goes through to the caller."""
+        self.final = False
+        spec = None
+        try:
+            self.emit("start")
+            spec = self._spec()
+            self.result = await self._run_coroutine(spec, minion)
+            self.emit("finish")
+        except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
+            return self._error_of(error, spec)
+        return self._unstorable_result()
+
+    def _spec(self) -> TaskSpec:
+        spec = self.minion.tasks.get(self.task)
+        if spec is None:
+            raise LookupError(f'Task "{self.task}" is not registered')
+        return spec
+
+    def _error_of(self, error: Exception, spec: TaskSpec | None) -> str:
+        """The job's error text for ``error``; sets :attr:`final` by the task's policy, applied
+        here where the exception is known (a worker recording a job process's failure only
+        sees its text)."""
+        self.final = spec is not None and not spec.retry.retries(error)
+        return describe_error(error)
+
+    async def _run_with_own_client(self, spec: TaskSpec) -> Any:
+        backend = self.minion.backend
+        if not isinstance(backend, PgBackend):
+            raise TypeError(f"async task {self.task!r} needs a PgBackend, got {backend!r}")
+        minion = AsyncMinion(AsyncPgBackend(backend.settings, backoff=backend.backoff))
+        try:
+            return await self._run_coroutine(spec, minion)
+        finally:
+            await minion.close()
+
+    async def _run_coroutine(self, spec: TaskSpec, minion: AsyncMinion) -> Any:
+        """Await the coroutine task of ``spec`` with an async handle on this job; what the
+        handle recorded becomes this job's :attr:`outcome`."""
+        target = spec.target
+        is_class = isinstance(target, type) and issubclass(target, AsyncJob)
+        handle_class = target if is_class else AsyncJob
+        handle = handle_class(
+            minion,
+            self.id,
+            self.args,
+            self.retries,
+            self.task,
+            queue=self.queue,
+            backoff=spec.retry.backoff,
+        )
+        try:
+            if is_class:
+                return await handle.run(*self.args)
+            return await target(handle, *self.args)
+        finally:
+            if handle.outcome is not None:
+                self.outcome, self.failure = handle.outcome, handle.failure
 
     def _unstorable_result(self) -> str | None:
         """The failure of a task whose result cannot be stored, caught here so that the job

@@ -93,13 +93,17 @@ class Minion(EventEmitter):
         name: str,
         task: Callable[..., object] | type[Job],
         *,
-        mode: str = "fork",
+        mode: str | None = None,
         timeout: float | None = None,
         backoff: Backoff | None = None,
         retry_on: Iterable[str | type[BaseException]] | None = None,
         no_retry_on: Iterable[str | type[BaseException]] = (),
     ) -> Minion:
         """Register ``task(job, *args)`` (or a :class:`Job` subclass) under ``name``.
+
+        ``mode`` defaults to ``async`` for an ``async def`` task (or an
+        :class:`~minion_daemon.async_job.AsyncJob` subclass), whose ``job`` is then an
+        ``AsyncJob``, and to ``fork`` for any other.
 
         ``backoff(retries)`` gives the seconds before its failed jobs retry (default: this
         Minion's :attr:`backoff`; :class:`~minion_daemon.retry.Exponential` is one); an
@@ -116,7 +120,7 @@ class Minion(EventEmitter):
         self,
         name: str | None = None,
         *,
-        mode: str = "fork",
+        mode: str | None = None,
         timeout: float | None = None,
         backoff: Backoff | None = None,
         retry_on: Iterable[str | type[BaseException]] | None = None,

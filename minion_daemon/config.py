@@ -318,6 +318,14 @@ class WorkersConfig:
     batch: int = _setting(
         1, "inline jobs claimed per statement (1: Minion's one job per claim)", integer(1, 1000)
     )
+    async_jobs: int = _setting(
+        100, "concurrent async jobs per worker process, beside jobs", integer(0, 100_000)
+    )
+    async_block_grace: float = _setting(
+        10,
+        "seconds a coroutine may hold the event loop before its process is killed",
+        seconds(0.1, 3600),
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

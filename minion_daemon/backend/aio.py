@@ -45,9 +45,7 @@ class AsyncPgBackend:
         backoff: Backoff = default_backoff,
         max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
-        self.settings = (
-            ConnectionSettings(settings) if isinstance(settings, str) else settings
-        )
+        self.settings = ConnectionSettings(settings) if isinstance(settings, str) else settings
         self.backoff = backoff
         self._max_size = max_size
         self._pool: AsyncConnectionPool[AsyncConnection] | None = None

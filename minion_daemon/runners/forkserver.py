@@ -11,8 +11,10 @@ with its fork server, each by the kernel's parent-death signal; a worker whose f
 gone fails its fork-mode jobs as killed and stops (the supervisor starts another).
 
 The protocol, over a stream socketpair: each message is a 4-byte length and a JSON array.
-Worker to server: ``["launch", id, retries, task, queue, args, log_fields]`` and ``["signal", id,
-signum]``. Server to worker: ``["started", id, pid]`` carrying two descriptors (the job's
+Worker to server: ``["launch", id, retries, task, queue, args, log_fields]``, ``["signal", id,
+signum]`` and ``["event_loop", address, log_fields]`` (fork the worker's event-loop process,
+which connects to the worker at that Unix socket address: ``runners.event_loop``). Server to
+worker: ``["started", id, pid]`` carrying two descriptors (the job's
 output pipe and its handover pipe, both read ends) and ``["ended", id, wait_status]``, which
 always follows the job's ``started``.
 """
@@ -37,6 +39,7 @@ from minion_daemon import logs, proc
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.options import check_json
 from minion_daemon.output import pipe, send_to
+from minion_daemon.runners import event_loop
 
 if TYPE_CHECKING:
     from minion_daemon.job import Job
@@ -132,6 +135,10 @@ class ForkServer:
 
     def signal(self, job_id: int, signum: int) -> None:
         self.channel.sendall(frame(["signal", job_id, signum]))
+
+    def start_event_loop(self, address: str) -> None:
+        """Have the server fork the event-loop process, which connects to ``address``."""
+        self.channel.sendall(frame(["event_loop", address, logs.current_fields()]))
 
     def receive(self) -> list[list[Any]] | None:
         """The messages that arrived (never waits); ``None`` once the server is gone."""
@@ -238,9 +245,13 @@ class _Server:
                     self._launch(message)
                 elif message[0] == "signal":
                     self._signal(*message[1:])
+                elif message[0] == "event_loop":
+                    self._start_event_loop(*message[1:])
 
     def _reap(self) -> None:
-        while self.children:
+        # Not only while jobs run: the event-loop process is a child too (reaped unreported;
+        # its worker sees its connection close).
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -263,6 +274,16 @@ class _Server:
             proc.kill(pid, signum)
         else:
             proc.kill_group(pid, signum)
+
+    def _start_event_loop(self, address: str, fields: dict[str, Any]) -> None:
+        inherited = (self.channel.fileno(), *self.wakeup)
+        with logs.bound(**fields):
+            proc.fork(
+                lambda: event_loop.serve(self.minion, address, inherited),
+                job=False,
+                parent_death=signal.SIGKILL,
+                ignored=_LEFT_TO_THE_WORKER,
+            )
 
     def _launch(self, message: list[Any]) -> None:
         _, job_id, retries, task, queue, args, fields = message

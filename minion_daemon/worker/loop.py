@@ -31,9 +31,11 @@ from minion_daemon.job import Job
 from minion_daemon.model import Mode
 from minion_daemon.outcome import verdict
 from minion_daemon.runners import Ended, Runner
+from minion_daemon.runners.asyncio_runner import AsyncRunner
 from minion_daemon.runners.fork import ForkRunner, ForkServerGoneError
 from minion_daemon.runners.inline import InlineRunner
 from minion_daemon.worker.settings import WorkerSettings
+from minion_daemon.worker.slots import opening
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
@@ -80,7 +82,8 @@ class Worker(EventEmitter):
     for a job, backs off from the database, waits on a statement, runs an inline job; the
     supervisor's liveness signal; its listeners run in a signal handler, so they only record),
     ``done`` (:class:`~minion_daemon.runners.Ended`: after its outcome was recorded),
-    ``outage`` (error: a pass failed for want of the database), ``recovered`` (the first
+    ``outage`` (error: a pass failed for want of the database), ``loop_lag`` (seconds: the
+    event loop of async jobs ran late, or was held by a coroutine), ``recovered`` (the first
     good pass after an outage) and
     ``registered`` (id).
     """
@@ -104,7 +107,16 @@ class Worker(EventEmitter):
         }
         self.inline = InlineRunner()
         self.fork = ForkRunner(minion, lambda job: self.emit("dequeue", job))
-        self._runners: dict[Mode, Runner] = {Mode.FORK: self.fork, Mode.INLINE: self.inline}
+        self.aio = AsyncRunner(
+            self.fork.server,
+            block_grace=self.settings.async_block_grace,
+            lagged=lambda seconds: self.emit("loop_lag", seconds),
+        )
+        self._runners: dict[Mode, Runner] = {
+            Mode.FORK: self.fork,
+            Mode.INLINE: self.inline,
+            Mode.ASYNC: self.aio,
+        }
         #: The running jobs by id, whatever their runner.
         self.running: dict[int, Job] = {}
         #: Successes to record with the next statement: (job, result, pid or None).
@@ -258,8 +270,9 @@ class Worker(EventEmitter):
         """Work until INT or TERM (after running jobs end) or QUIT (killing them)."""
         interval = self.settings.repair_interval
         self._repair_every = interval - random.uniform(0, interval / 2) if interval else 0.0
-        # First, before the pool, any thread or connection: the process jobs fork from.
-        if any(spec.mode == Mode.FORK for spec in self.minion.tasks.specs()):
+        # First, before the pool, any thread or connection: the process jobs (and the event
+        # loop) fork from.
+        if any(spec.mode in (Mode.FORK, Mode.ASYNC) for spec in self.minion.tasks.specs()):
             self.fork.start()
         if not self.minion.backend.can_listen:
             log.info(
@@ -413,15 +426,22 @@ class Worker(EventEmitter):
         """How many jobs to claim now, with which options, and whether they run batched;
         ``None`` when no job can be taken (stopping, at capacity, every task at its limit)."""
         settings = self.settings
-        if self._finished or len(self.running) >= settings.jobs + settings.spare:
+        if self._finished:
             return None
         active = [job.task for job in self.running.values()]
-        tasks = desired_tasks(settings.limits, self.minion.tasks.ordered_names(), active)
-        if not tasks:
+        free = opening(
+            desired_tasks(settings.limits, self.minion.tasks.ordered_names(), active),
+            self._mode_of,
+            [self._mode_of(task) for task in active],
+            jobs=settings.jobs,
+            spare=settings.spare,
+            async_jobs=settings.async_jobs,
+        )
+        if free is None:
             return None
+        tasks = free.tasks
         options: dict[str, Any] = {"queues": list(settings.queues), "tasks": tasks}
-        free = settings.jobs - len(self.running)
-        if free <= 0:
+        if free.spare:
             options["min_priority"] = settings.spare_min_priority
             return 1, options, False
         if settings.batch > 1:
@@ -438,7 +458,7 @@ class Worker(EventEmitter):
         # after another: claiming more than the one that runs would hold the others active
         # (batched mode does that on purpose).
         inline_only = all(self._mode_of(task) == Mode.INLINE for task in options["tasks"])
-        return (1 if settings.limits or inline_only else free), options, False
+        return (1 if settings.limits or inline_only else free.limit), options, False
 
     def _launch(self, jobs: list[Job], *, batched: bool = False) -> None:
         for job in jobs:

@@ -1,0 +1,58 @@
+"""A worker's free slots: processes (fork and inline jobs, ``jobs`` plus ``spare``) and
+coroutines (async jobs, ``async_jobs``), and which tasks one claim may take; pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from minion_daemon.model import Mode
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What one claim may take: jobs of ``tasks``, at most ``limit``; with ``spare``, only a
+    spare slot is free, for a job of at least ``spare_min_priority``."""
+
+    tasks: list[str]
+    limit: int
+    spare: bool = False
+
+
+def opening(
+    tasks: Sequence[str],
+    mode_of: Callable[[str], Mode],
+    running: Sequence[Mode],
+    *,
+    jobs: int,
+    spare: int,
+    async_jobs: int,
+) -> Opening | None:
+    """The claim that fits the free slots, given the tasks that may run (each under its
+    limit) and the modes of the running jobs; ``None`` when no slot is free for them.
+
+    One claim takes jobs of any of its tasks, so a claim of both kinds is limited to the
+    fewer free slots of the two: it never takes more of a kind than that kind has room for.
+    """
+    coroutines = sum(mode == Mode.ASYNC for mode in running)
+    processes = len(running) - coroutines
+    async_free = async_jobs - coroutines
+    process_free = jobs - processes
+    async_tasks = [task for task in tasks if mode_of(task) == Mode.ASYNC] if async_free > 0 else []
+    process_tasks = [task for task in tasks if mode_of(task) != Mode.ASYNC]
+    if process_free + spare <= 0:
+        process_tasks = []
+    if process_tasks and process_free <= 0:
+        # Only a spare slot: its claim asks a priority the async jobs need not have.
+        return Opening(async_tasks, async_free) if async_tasks else Opening(process_tasks, 1, True)
+    kinds = [
+        (free, kind)
+        for free, kind in ((process_free, process_tasks), (async_free, async_tasks))
+        if kind
+    ]
+    if not kinds:
+        return None
+    return Opening(
+        [task for task in tasks if task in process_tasks or task in async_tasks],
+        min(free for free, _ in kinds),
+    )

@@ -125,7 +125,15 @@ class _EventLoop:
         job = Job(self.minion, job_id, args, retries, task, queue=queue)
         with logs.bound(**fields, **job.log_fields()):  # the task's context copies them
             running = asyncio.create_task(self._run(job, timeout))
+        running.add_done_callback(lambda _: self._cancelled_unstarted(job))
         self.running[job_id] = (running, job)
+
+    def _cancelled_unstarted(self, job: Job) -> None:
+        """A job cancelled before its first step never ran :meth:`_run`, which reports the
+        others (and takes them from :attr:`running`): report it here."""
+        if self.running.pop(job.id, None) is not None:
+            signum = self.cancelled.pop(job.id, signal.SIGKILL)
+            self._send(["ended", job.id, "signal", signum])
 
     def _cancel(self, job_id: int, signum: int) -> None:
         if job_id in self.running:

@@ -20,7 +20,9 @@ async def async_fail(job: AsyncJob, message: str) -> None:
 
 
 async def async_sleep(job: AsyncJob, seconds: float) -> float:
-    """Sleep; whatever ends it, its ``finally`` notes ``cleaned`` (awaitable, after a cancel)."""
+    """Sleep; notes ``began`` first, and whatever ends it, its ``finally`` notes ``cleaned``
+    (awaitable, after a cancel)."""
+    await job.note(began=True)
     try:
         await asyncio.sleep(seconds)
     finally:

@@ -49,8 +49,8 @@ class TaskSpec:
             isinstance(self.target, type) and not issubclass(self.target, Job | AsyncJob)
         ):
             raise TypeError(
-                f"task {self.name!r} must be a function or a Job or AsyncJob subclass,"
-                f" got {self.target!r}"
+                f"task {self.name!r} must be a function or a Job subclass (or an AsyncJob"
+                f" one), got {self.target!r}"
             )
         target = self.target
         if (

@@ -62,7 +62,7 @@ class EagerMinion:
         name: str,
         task: Callable[..., object] | type[Job],
         *,
-        mode: str = "fork",
+        mode: str | None = None,
         timeout: float | None = None,
     ) -> EagerMinion:
         """Register ``task(job, *args)`` (or a :class:`Job` subclass) as ``name``; the mode

@@ -3,6 +3,12 @@ this package and minion-daemon, then run ``pytest`` here; the fixtures come with
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
 from minion_daemon import Minion
 from minion_daemon.eager import EagerMinion
 
@@ -36,3 +42,36 @@ def test_sleep_past_its_timeout_fails(minion: Minion) -> None:
     [info] = minion.enqueued(task="sleep")
     assert (info["id"], info["state"]) == (job_id, "failed")
     assert info["result"] == "Job timed out after 0.5 seconds"
+
+
+class _Hello(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"hello " + self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def local_url() -> Iterator[str]:
+    """A web server on this machine: the tests never reach the internet."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+def test_fetch_gets_a_page_on_the_event_loop(minion: Minion, local_url: str) -> None:
+    job_id = minion.enqueue("fetch", [f"{local_url}/page"])
+    minion.perform_jobs()
+    [info] = minion.enqueued(task="fetch")
+    assert (info["id"], info["state"]) == (job_id, "finished"), info["result"]
+    assert info["result"] == {"status": 200, "bytes": len("hello /page")}
+    assert info["notes"]["http_status"] == 200

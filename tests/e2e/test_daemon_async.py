@@ -49,7 +49,7 @@ def test_async_jobs_are_counted_and_logged_as_other_modes(start: Any, minion: Mi
     def scraped() -> str | None:
         with urllib.request.urlopen(f"{daemon.url}/metrics", timeout=5) as answer:  # noqa: S310
             text: str = answer.read().decode()
-        finished = 'minion_jobs_processed_total{outcome="finished",queue="default",task="async_add"}'
+        finished = 'processed_total{outcome="finished",queue="default",task="async_add"}'
         return text if finished in text else None
 
     text = wait_until(scraped, 30, "the finished async job in the metrics")

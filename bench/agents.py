@@ -2,18 +2,23 @@
 
 ``worker``
     One minion-daemon worker (the ``Worker`` every daemon worker process runs) with the bench
-    tasks in ``mode`` (fork or inline) and the given worker ``status`` (``jobs``, ``batch``...),
-    logging as the daemon does by default (JSON lines, level info, to stderr), until TERM.
+    tasks in ``mode`` (fork or inline; ``async``: the async tasks alone) and the given worker
+    ``status`` (``jobs``, ``batch``, ``async_jobs``...), logging as the daemon does by default
+    (JSON lines, level info, to stderr), until TERM.
 ``enqueue``
     One client that enqueues ``noop`` jobs for ``seconds``: one per call, or ``many`` per
     ``enqueue_many`` call; with ``unique`` ``"new"`` each call with a key of its own (each
     creates a job), with ``"held"`` all with one key (after the first, each returns the job
     that holds it). It connects and warms up, prints ``ready``, starts at the ``go`` line on
     stdin (so concurrent clients overlap exactly), then prints ``{"jobs": N, "seconds": S}``.
+``async_enqueue``
+    The same with ``AsyncMinion.enqueue``, from ``tasks`` concurrent asyncio tasks of one
+    process on one event loop (a connection each).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -22,9 +27,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bench.tasks import TASKS
-from minion_daemon import Minion, logs
+from bench.tasks import ASYNC_TASKS, TASKS
+from minion_daemon import AsyncMinion, Minion, logs
 from minion_daemon.backend import PgBackend
+from minion_daemon.backend.aio import AsyncPgBackend
 
 WARMUP = 20
 
@@ -36,7 +42,10 @@ def _minion(dsn: str) -> Minion:
 def worker(dsn: str, options: dict[str, Any]) -> None:
     logs.configure("json", "info")
     minion = _minion(dsn)
-    for name, task in TASKS.items():
+    if options["mode"] == "async":
+        for name, task in ASYNC_TASKS.items():
+            minion.add_task(name, task)
+    for name, task in TASKS.items() if options["mode"] != "async" else ():
         minion.add_task(name, task, mode=options["mode"])
     try:
         minion.worker(**options.get("status", {})).run()
@@ -73,6 +82,33 @@ def enqueue(dsn: str, options: dict[str, Any]) -> None:
     minion.close()
 
 
+def async_enqueue(dsn: str, options: dict[str, Any]) -> None:
+    tasks = int(options["tasks"])
+    asyncio.run(_async_enqueue(dsn, tasks, float(options["seconds"])))
+
+
+async def _async_enqueue(dsn: str, tasks: int, seconds: float) -> None:
+    backend = AsyncPgBackend(dsn, max_size=tasks)
+    async with AsyncMinion(backend) as minion:
+
+        async def enqueue_until(deadline: float) -> int:
+            jobs = 0
+            while time.monotonic() < deadline:
+                await minion.enqueue("noop")
+                jobs += 1
+            return jobs
+
+        await asyncio.gather(*(enqueue_until(time.monotonic() + 1) for _ in range(tasks)))
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        started = time.monotonic()
+        counts = await asyncio.gather(
+            *(enqueue_until(started + seconds) for _ in range(tasks))
+        )
+        elapsed = time.monotonic() - started
+    print(json.dumps({"jobs": sum(counts), "seconds": elapsed}), flush=True)
+
+
 def _keys(unique: str | None) -> Iterator[str] | None:
     """The ``unique`` keys of the calls: none, one per call, or one for all."""
     if unique is None:
@@ -84,7 +120,7 @@ def _keys(unique: str | None) -> Iterator[str] | None:
 
 def main() -> None:
     role, dsn, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    {"worker": worker, "enqueue": enqueue}[role](dsn, options)
+    {"worker": worker, "enqueue": enqueue, "async_enqueue": async_enqueue}[role](dsn, options)
 
 
 if __name__ == "__main__":

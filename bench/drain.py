@@ -94,18 +94,19 @@ def drain(
     jobs: int,
     *,
     label: str,
+    task: str = "noop",
 ) -> Drain:
-    """Time ``workers`` (already started on an emptied ``db``) draining ``jobs`` no-op jobs;
-    stops the workers whatever happens."""
+    """Time ``workers`` (already started on an emptied ``db``) draining ``jobs`` jobs of
+    ``task`` (without arguments); stops the workers whatever happens."""
     try:
         wait_registered(db, workers)
         before = db.activity()
         cpu = _cpu(workers)
-        enqueue_noops(minion, jobs)
+        enqueue_noops(minion, jobs, task)
         wait_drained(ctx, db, workers, jobs, label)
         worker_cpu, machine_cpu = (after - first for after, first in zip(_cpu(workers), cpu,
                                                                            strict=True))
-        outcome = db.outcomes("noop")
+        outcome = db.outcomes(task)
         peaks = [memory(worker.pid).get("VmHWM", 0) for worker in workers]
     finally:
         stop_all(workers)

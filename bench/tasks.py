@@ -1,7 +1,9 @@
-"""The bench's tasks: ``noop`` does nothing, ``stamp`` returns when it started (epoch)."""
+"""The bench's tasks: ``noop`` does nothing, ``stamp`` returns when it started (epoch); the
+async ones (mode async): ``anoop`` does nothing, ``asleep`` awaits ``asyncio.sleep``."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,3 +17,15 @@ def stamp(job: Any) -> float:
 
 
 TASKS = {"noop": noop, "stamp": stamp}
+
+
+async def anoop(job: Any) -> None:
+    return None
+
+
+async def asleep(job: Any, seconds: float = 1.0) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+ASYNC_TASKS = {"anoop": anoop, "asleep": asleep}

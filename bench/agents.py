@@ -14,6 +14,8 @@
 ``async_enqueue``
     The same with ``AsyncMinion.enqueue``, from ``tasks`` concurrent asyncio tasks of one
     process on one event loop (a connection each).
+``peer``
+    One drain by ``library`` (procrastinate or pgqueuer), as ``bench/peers.py`` says.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from bench import peers
 from bench.tasks import ASYNC_TASKS, TASKS
 from minion_daemon import AsyncMinion, Minion, logs
 from minion_daemon.backend import PgBackend
@@ -120,7 +123,9 @@ def _keys(unique: str | None) -> Iterator[str] | None:
 
 def main() -> None:
     role, dsn, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    {"worker": worker, "enqueue": enqueue, "async_enqueue": async_enqueue}[role](dsn, options)
+    roles = {"worker": worker, "enqueue": enqueue, "async_enqueue": async_enqueue,
+             "peer": peers.drain}
+    roles[role](dsn, options)
 
 
 if __name__ == "__main__":

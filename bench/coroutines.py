@@ -3,13 +3,16 @@
 
 * 1,000 jobs that each ``await asyncio.sleep(1)``, one worker, ``async_jobs`` 100: the span
   from the first claim to the last finish (10 s is the floor);
-* no-op async jobs drained by one worker at ``async_jobs`` 4, 8 and 100;
+* no-op async jobs drained by one worker at ``async_jobs`` 4, 8 and 100, against one worker
+  of procrastinate and of PgQueuer at the same concurrency (``bench/peers.py``; each where
+  installed);
 * ``AsyncMinion.enqueue`` from 1 and from 50 concurrent tasks of one process, against pgbench
   running the same INSERT with as many clients.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 from bench.context import Context
@@ -51,6 +54,46 @@ def _enqueue(ctx: Context, tasks: int) -> tuple[float, float]:
     return report["jobs"] / report["seconds"], cpu.seconds * 1000 / report["jobs"]
 
 
+PEERS = {"procrastinate": 1.5, "pgqueuer": 1.0}
+
+
+def _peer(ctx: Context, library: str, concurrency: int, jobs: int) -> tuple[float | None, str]:
+    """The peer's drain rate at ``concurrency``, or ``None`` and why not."""
+    if importlib.util.find_spec(library) is None:
+        return None, f"{library} not installed"
+    options = {"library": library, "jobs": jobs, "concurrency": concurrency}
+    agent = start_agent(ctx.workdir, f"peer-{library}-{concurrency}", "peer", ctx.main.dsn,
+                        options, piped=True)
+    try:
+        assert agent.process.stdout is not None
+        line = agent.process.stdout.readline()
+        if not line:
+            return None, f"{library} failed: {agent.tail(3)}"
+        report = json.loads(line)
+    finally:
+        stop_all([agent])
+    ctx.details.setdefault("peers", {})[f"{library}, concurrency {concurrency}"] = report
+    return report["jobs"] / report["seconds"], f"{library}, 1 worker, concurrency {concurrency}"
+
+
+def _noop_rows(ctx: Context, concurrency: int, jobs: int) -> list[Row]:
+    ctx.progress.say(f"async: {jobs} no-op jobs, async_jobs={concurrency}")
+    result = _drain(ctx, concurrency, jobs, "anoop")
+    ctx.progress.say(f"  {result.rate:,.0f} jobs/s (CPU {result.worker_cpu_ms:.2f} ms/job "
+                     f"in the worker, {result.machine_cpu_ms:.2f} in all)")
+    extra = {"worker_cpu_ms_per_job": round(result.worker_cpu_ms, 3),
+             "machine_cpu_ms_per_job": round(result.machine_cpu_ms, 3),
+             "commits_per_job": result.commits}
+    rows = []
+    for library, target in PEERS.items():
+        ctx.progress.say(f"async: {library}, {jobs} no-op jobs, concurrency {concurrency}")
+        rate, name = _peer(ctx, library, concurrency, jobs)
+        ctx.progress.say(f"  {rate:,.0f} jobs/s" if rate is not None else f"  {name}")
+        rows.append(Row("async", f"no-op async jobs, 1 worker, async_jobs={concurrency}",
+                        result.rate, "jobs/s", rate, name, at_least(target), extra=extra))
+    return rows
+
+
 def run(ctx: Context) -> list[Row]:
     ctx.progress.say(f"async: {SLEEP_JOBS} jobs of sleep(1), async_jobs={SLEEP_CONCURRENCY}")
     slept = _drain(ctx, SLEEP_CONCURRENCY, SLEEP_JOBS, "asleep")
@@ -58,17 +101,8 @@ def run(ctx: Context) -> list[Row]:
     rows = [Row("async", f"{SLEEP_JOBS} jobs of await asyncio.sleep(1), async_jobs=100",
                 slept.seconds, "s", target=at_most(12),
                 extra={"worker_cpu_ms_per_job": round(slept.worker_cpu_ms, 3)})]
-    jobs = ctx.sizes.inline_jobs
     for concurrency in CONCURRENCY:
-        ctx.progress.say(f"async: {jobs} no-op jobs, async_jobs={concurrency}")
-        result = _drain(ctx, concurrency, jobs, "anoop")
-        ctx.progress.say(f"  {result.rate:,.0f} jobs/s (CPU {result.worker_cpu_ms:.2f} ms/job "
-                         f"in the worker, {result.machine_cpu_ms:.2f} in all)")
-        rows.append(Row("async", f"no-op async jobs, 1 worker, async_jobs={concurrency}",
-                        result.rate, "jobs/s",
-                        extra={"worker_cpu_ms_per_job": round(result.worker_cpu_ms, 3),
-                               "machine_cpu_ms_per_job": round(result.machine_cpu_ms, 3),
-                               "commits_per_job": result.commits}))
+        rows.extend(_noop_rows(ctx, concurrency, ctx.sizes.async_noop_jobs))
     for tasks in ENQUEUE_TASKS:
         base, base_cpu = None, None
         if ctx.pgbench:

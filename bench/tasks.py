@@ -1,5 +1,6 @@
 """The bench's tasks: ``noop`` does nothing, ``stamp`` returns when it started (epoch); the
-async ones (mode async): ``anoop`` does nothing, ``asleep`` awaits ``asyncio.sleep``."""
+async ones (mode async): ``anoop`` does nothing, ``asleep`` awaits ``asyncio.sleep``,
+``astamp`` is ``stamp``."""
 
 from __future__ import annotations
 
@@ -28,4 +29,9 @@ async def asleep(job: Any, seconds: float = 1.0) -> float:
     return seconds
 
 
-ASYNC_TASKS = {"anoop": anoop, "asleep": asleep}
+async def astamp(job: Any) -> float:
+    return time.time()
+
+
+#: A worker in mode async runs these alone; ``stamp`` is the async one there (bench/latency.py).
+ASYNC_TASKS = {"anoop": anoop, "asleep": asleep, "stamp": astamp}

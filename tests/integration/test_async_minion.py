@@ -16,6 +16,8 @@ import pytest
 
 from minion_daemon import AsyncMinion, Minion
 from minion_daemon.backend import PgBackend
+from minion_daemon.backend.aio import DEFAULT_MAX_SIZE, AsyncPgBackend
+from minion_daemon.backend.connections import ConnectionSettings
 
 T = TypeVar("T")
 
@@ -153,3 +155,23 @@ def test_unique_jobs_through_the_async_client(minion: Minion, dsn: str) -> None:
 
     first, second = run(dsn, scenario)
     assert first == second == minion.enqueue("task", unique="key")
+
+
+def test_a_client_keeps_to_its_pools_connections_however_many_coroutines_use_it(
+    minion: Minion, dsn: str
+) -> None:
+    settings = ConnectionSettings(dsn, application_name="async-pool-test")
+
+    async def scenario() -> int:
+        async with AsyncMinion(AsyncPgBackend(settings)) as client:
+            await asyncio.gather(*(client.enqueue("task") for _ in range(20)))
+            async with await psycopg.AsyncConnection.connect(dsn) as conn:
+                cursor = await conn.execute(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = %s",
+                    ["async-pool-test"],
+                )
+                row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    assert asyncio.run(scenario()) <= DEFAULT_MAX_SIZE

@@ -36,15 +36,13 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from minion_daemon.async_job import AsyncJob, is_coroutine_task
-from minion_daemon.async_minion import AsyncMinion
-from minion_daemon.backend.aio import AsyncPgBackend
-from minion_daemon.backend.pg import PgBackend
 from minion_daemon.events import EventEmitter
 from minion_daemon.options import json_problem, storable_text
 from minion_daemon.outcome import Ending, Handed, Verdict, verdict
 from minion_daemon.output import captured
 
 if TYPE_CHECKING:
+    from minion_daemon.async_minion import AsyncMinion
     from minion_daemon.backend.protocol import JobStore
     from minion_daemon.minion import Minion
     from minion_daemon.model import JobInfo
@@ -220,10 +218,7 @@ class Job(EventEmitter):
         return describe_error(error)
 
     async def _run_with_own_client(self, spec: TaskSpec) -> Any:
-        backend = self.minion.backend
-        if not isinstance(backend, PgBackend):
-            raise TypeError(f"async task {self.task!r} needs a PgBackend, got {backend!r}")
-        minion = AsyncMinion(AsyncPgBackend(backend.settings, backoff=backend.backoff))
+        minion = self.minion.async_client()
         try:
             return await self._run_coroutine(spec, minion)
         finally:

@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from minion_daemon.async_minion import AsyncMinion
 from minion_daemon.backend import Backend, PgBackend
+from minion_daemon.backend.aio import AsyncPgBackend
 from minion_daemon.events import EventEmitter
 from minion_daemon.iterators import Listing
 from minion_daemon.job import Job
@@ -85,6 +87,15 @@ class Minion(EventEmitter):
 
     def close(self) -> None:
         self.backend.close()
+
+    def async_client(self) -> AsyncMinion:
+        """An :class:`~minion_daemon.async_minion.AsyncMinion` on this Minion's database (its
+        connection settings and backoff), for coroutine tasks; its connections open on first
+        use, in the loop that uses them."""
+        if not isinstance(self.backend, PgBackend):
+            raise TypeError(f"async tasks need a PgBackend, this Minion has {self.backend!r}")
+        backend = self.backend
+        return AsyncMinion(AsyncPgBackend(backend.settings, backoff=backend.backoff))
 
     # Tasks
 

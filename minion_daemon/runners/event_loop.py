@@ -26,9 +26,6 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from minion_daemon import logs, proc
-from minion_daemon.async_minion import AsyncMinion
-from minion_daemon.backend.aio import AsyncPgBackend
-from minion_daemon.backend.pg import PgBackend
 from minion_daemon.job import Job
 
 # The module, not its names: the fork server imports this module to fork the process.
@@ -44,8 +41,6 @@ LAG_REPORTED: Final = 0.1
 #: A loop that has not beaten for this long is held by a coroutine that does not yield.
 BLOCKED_AFTER: Final = 0.5
 _RECEIVE_BYTES: Final = 1 << 16
-
-log = logs.get_logger("minion_daemon.event_loop")
 
 
 def serve(minion: Minion, address: str, inherited: tuple[int, ...]) -> int:
@@ -76,9 +71,7 @@ class _EventLoop:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        backend = self.minion.backend
-        assert isinstance(backend, PgBackend), "the worker's Minion is on PostgreSQL"
-        self.client = AsyncMinion(AsyncPgBackend(backend.settings, backoff=backend.backoff))
+        self.client = self.minion.async_client()
         closed: asyncio.Future[None] = loop.create_future()
         loop.add_reader(self.channel.fileno(), self._receive, closed)
         beating = asyncio.create_task(self._beat())

@@ -164,6 +164,22 @@ def test_coroutines_run_concurrently_up_to_async_jobs(
         wait_for_state(minion, job_id, "finished", 30)
 
 
+def test_a_tasks_limit_holds_for_its_coroutines(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    start_worker(async_jobs=10, limits={"async_sleep": 2}, timeouts={"async_sleep": 60})
+    ids = [minion.enqueue("async_sleep", [1]) for _ in range(5)]
+    added = minion.enqueue("async_add", [1, 1])
+    assert wait_for_state(minion, added, "finished")["result"] == {"added": 2}, "others run"
+    wait_until(lambda: minion.stats()["active_jobs"] == 2, 10, "two limited coroutines")
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        assert minion.stats()["active_jobs"] <= 2, "the limit holds while they run"
+        time.sleep(0.05)
+    for job_id in ids:
+        wait_for_state(minion, job_id, "finished", 30)
+
+
 def test_kill_and_stop_cancel_only_the_coroutine_they_name(
     minion: Minion, start_worker: Callable[..., WorkerProcess]
 ) -> None:

@@ -121,6 +121,18 @@ def test_mode_fork_runs_a_coroutine_with_asyncio_run_in_a_job_process(minion: Mi
     assert result["notes"]["minion_pid"] != os.getpid(), "in a job process"
 
 
+def test_a_coroutine_that_held_the_loop_is_reported_as_lag(minion: Minion) -> None:
+    lags: list[float] = []
+    minion.on("worker", lambda _, worker: worker.on("loop_lag", lambda _, lag: lags.append(lag)))
+    held = minion.enqueue("async_block", [0.8])
+    after = minion.enqueue("async_add", [1, 1])  # its run reads what the loop said since
+    minion.perform_jobs()
+    assert _state(minion, held) == ("finished", None)
+    assert _state(minion, after) == ("finished", {"added": 2})
+    assert lags, "minion_event_loop_lag_seconds observes the worker's loop_lag events"
+    assert max(lags) >= 0.7
+
+
 # A real worker process
 
 

@@ -127,6 +127,8 @@ class Worker(EventEmitter):
         self._pending_done: list[Ended] = []
         #: Whether the last claim of a worker with batched and other tasks was a batch.
         self._batch_turn = False
+        #: Whether the next claim is the spare slot's turn, after one of async jobs.
+        self._spare_turn = False
         #: While a batch is recorded: its jobs' own lines are logged at debug only.
         self._batched = False
         self._finished = False
@@ -418,7 +420,7 @@ class Worker(EventEmitter):
         jobs = [self._job_for(claimed) for claimed in turn.claimed]
         if jobs:
             self._launch(jobs, batched=batched)
-        elif claim is not None:
+        elif claim is not None and not self._spare_turn:  # else the spare slot's claim next
             self.emit("wait")
             self._wait(self._pause(self.settings.dequeue_timeout), listen=listening)
 
@@ -436,9 +438,11 @@ class Worker(EventEmitter):
             jobs=settings.jobs,
             spare=settings.spare,
             async_jobs=settings.async_jobs,
+            spare_turn=self._spare_turn,
         )
         if free is None:
             return None
+        self._spare_turn = free.spare_next
         tasks = free.tasks
         options: dict[str, Any] = {"queues": list(settings.queues), "tasks": tasks}
         if free.spare:

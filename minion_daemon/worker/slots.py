@@ -12,11 +12,14 @@ from minion_daemon.model import Mode
 @dataclass(frozen=True, slots=True)
 class Opening:
     """What one claim may take: jobs of ``tasks``, at most ``limit``; with ``spare``, only a
-    spare slot is free, for a job of at least ``spare_min_priority``."""
+    spare slot is free, for a job of at least ``spare_min_priority``; with ``spare_next``,
+    the spare slot is free too, and the next claim is its turn (one claim cannot ask a
+    priority of the process jobs alone)."""
 
     tasks: list[str]
     limit: int
     spare: bool = False
+    spare_next: bool = False
 
 
 def opening(
@@ -27,12 +30,15 @@ def opening(
     jobs: int,
     spare: int,
     async_jobs: int,
+    spare_turn: bool = False,
 ) -> Opening | None:
     """The claim that fits the free slots, given the tasks that may run (each under its
     limit) and the modes of the running jobs; ``None`` when no slot is free for them.
 
     One claim takes jobs of any of its tasks, so a claim of both kinds is limited to the
     fewer free slots of the two: it never takes more of a kind than that kind has room for.
+    When only a spare process slot is left and the async slots have room, the two take turns
+    (``spare_turn``: the spare slot's).
     """
     coroutines = sum(mode == Mode.ASYNC for mode in running)
     processes = len(running) - coroutines
@@ -43,8 +49,9 @@ def opening(
     if process_free + spare <= 0:
         process_tasks = []
     if process_tasks and process_free <= 0:
-        # Only a spare slot: its claim asks a priority the async jobs need not have.
-        return Opening(async_tasks, async_free) if async_tasks else Opening(process_tasks, 1, True)
+        if async_tasks and not spare_turn:
+            return Opening(async_tasks, async_free, spare_next=True)
+        return Opening(process_tasks, 1, spare=True)
     kinds = [
         (free, kind)
         for free, kind in ((process_free, process_tasks), (async_free, async_tasks))

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from helpers import async_tasks
+from helpers.processes import gone
 from helpers.waiting import wait_until
 from test_worker_run import (  # the worker-process fixtures of Worker.run's own tests
     WorkerProcess,
@@ -244,6 +245,16 @@ def test_a_killed_event_loop_fails_and_retries_its_jobs_at_once_and_another_star
 
     after = minion.enqueue("async_add", [2, 3])
     assert wait_for_state(minion, after, "finished")["result"] == {"added": 5}
+
+
+def test_the_event_loop_dies_with_its_worker(
+    minion: Minion, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker(timeouts={"async_sleep": 60})
+    _began(minion, minion.enqueue("async_sleep", [30]))
+    loop = _event_loop_of(worker)
+    worker.send(signal.SIGKILL)
+    wait_until(lambda: gone(loop), 10, "the event loop to die with its worker")
 
 
 def test_a_coroutine_that_never_yields_is_named_and_its_loop_killed_after_the_grace(

@@ -112,7 +112,8 @@ class _EventLoopProcess:
             del self.outbox[:sent]
 
     def receive(self) -> list[list[Any]] | None:
-        """The messages that arrived (never waits); ``None`` once the process is gone."""
+        """The messages that arrived (never waits); ``None`` once the process is gone and
+        they were all read (its last ones first: the next call finds it gone)."""
         messages: list[list[Any]] = []
         while True:
             try:
@@ -122,7 +123,7 @@ class _EventLoopProcess:
             except ConnectionResetError:
                 data = b""
             if not data:
-                return None
+                return messages or None
             messages.extend(self.inbox.feed(data))
 
     def close(self) -> None:

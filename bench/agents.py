@@ -4,7 +4,8 @@
     One minion-daemon worker (the ``Worker`` every daemon worker process runs) with the bench
     tasks in ``mode`` (fork or inline; ``async``: the async tasks alone) and the given worker
     ``status`` (``jobs``, ``batch``, ``async_jobs``...), logging as the daemon does by default
-    (JSON lines, level info, to stderr), until TERM.
+    (JSON lines, level info, to stderr), until TERM; with ``tracing`` true, the OpenTelemetry
+    SDK configured first.
 ``enqueue``
     One client that enqueues ``noop`` jobs for ``seconds``: one per call, or ``many`` per
     ``enqueue_many`` call; with ``unique`` ``"new"`` each call with a key of its own (each
@@ -44,6 +45,8 @@ def _minion(dsn: str) -> Minion:
 
 def worker(dsn: str, options: dict[str, Any]) -> None:
     logs.configure("json", "info")
+    if options.get("tracing"):
+        _configure_tracing()
     minion = _minion(dsn)
     if options["mode"] == "async":
         for name, task in ASYNC_TASKS.items():
@@ -54,6 +57,27 @@ def worker(dsn: str, options: dict[str, Any]) -> None:
         minion.worker(**options.get("status", {})).run()
     finally:
         minion.close()
+
+
+def _configure_tracing() -> None:
+    """The OpenTelemetry SDK as a tasks module would set it up, exporting nowhere: what the
+    tracing phase measures is the SDK's own work per job."""
+    # Imported here: a worker measured without tracing must not have OpenTelemetry imported.
+    from opentelemetry import trace  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Discarding(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discarding()))
+    trace.set_tracer_provider(provider)
 
 
 def enqueue(dsn: str, options: dict[str, Any]) -> None:
@@ -112,6 +136,43 @@ async def _async_enqueue(dsn: str, tasks: int, seconds: float) -> None:
     print(json.dumps({"jobs": sum(counts), "seconds": elapsed}), flush=True)
 
 
+def hooks(dsn: str, options: dict[str, Any]) -> None:
+    """CPU microseconds per call of the tracing hooks, in this process, no database: a job's
+    span around a task that does nothing (the job's notes carrying a trace context), and what
+    ``enqueue`` adds, inside a span when tracing is on."""
+    if options.get("tracing"):
+        _configure_tracing()
+    from minion_daemon import tracing  # noqa: PLC0415 - after the SDK, as a tasks module
+    from minion_daemon.eager import EagerMinion  # noqa: PLC0415
+    from minion_daemon.job import Job  # noqa: PLC0415
+
+    job = Job(EagerMinion(), 1, [], 0, "noop", queue="default")  # type: ignore[arg-type]
+    job.worker_id = 1
+    job.trace_context = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    count = int(options["count"])
+
+    def per_call(call: Any) -> float:
+        call()  # the first call imports and caches what the others reuse
+        started = time.process_time()
+        for _ in range(count):
+            call()
+        return round((time.process_time() - started) * 1e6 / count, 2)
+
+    def spanned() -> None:
+        with tracing.job_span(job):
+            pass
+
+    figures = {"job_span_us": per_call(spanned)}
+    if options.get("tracing"):
+        from opentelemetry import trace  # noqa: PLC0415
+
+        with trace.get_tracer("bench").start_as_current_span("enqueuer"):
+            figures["enqueue_hook_us"] = per_call(lambda: tracing.with_context({}))
+    else:
+        figures["enqueue_hook_us"] = per_call(lambda: tracing.with_context({}))
+    print(json.dumps(figures), flush=True)
+
+
 def _keys(unique: str | None) -> Iterator[str] | None:
     """The ``unique`` keys of the calls: none, one per call, or one for all."""
     if unique is None:
@@ -124,7 +185,7 @@ def _keys(unique: str | None) -> Iterator[str] | None:
 def main() -> None:
     role, dsn, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     roles = {"worker": worker, "enqueue": enqueue, "async_enqueue": async_enqueue,
-             "peer": peers.drain}
+             "peer": peers.drain, "hooks": hooks}
     roles[role](dsn, options)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import admin, coroutines, enqueue, latency, memory, pgbench, scale, throughput
+from bench import admin, coroutines, enqueue, latency, memory, pgbench, scale, throughput, tracing
 from bench.context import FULL, QUICK, Context, Progress
 from bench.database import Database, Server
 from bench.processes import ROOT, perl_minion_available, perl_minion_version
@@ -37,6 +37,7 @@ PHASES: dict[str, Callable[[Context], list[Row]]] = {
     "scale": scale.run,
     "admin": admin.run,
     "async": coroutines.run,
+    "tracing": tracing.run,
 }
 #: Debian 12's Perl Minion (10.25) knows schema 23 and refuses to work on a newer one.
 PERL_SCHEMA = 23

@@ -38,6 +38,7 @@ class Sizes:
     timing_repeats: int = 5
     memory_jobs: int = 3000
     memory_processes: int = 2
+    tracing_rounds: int = 3
 
 
 FULL = Sizes()

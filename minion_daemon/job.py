@@ -21,12 +21,11 @@ reap        pid                        worker, after the job process ended, befo
                                        outcome is recorded
 ==========  =========================  ===================================================
 
-In fork mode a job process is forked from the worker's fork server, which received the job
-from the worker and announced it to its own copy of the worker's ``dequeue`` listeners: a
-listener that the worker had before it started (``minion.on("worker", ...)``,
-``worker.on("dequeue", ...)``) runs there too, so the ``start``, ``finish`` and ``cleanup``
-listeners it attaches run in the job process, as the table says. What such a listener
-records in the fork server stays there.
+In fork mode a job process is forked from the worker's fork server ahead of its job; when
+the job comes, the process announces it to its own copy of the worker's ``dequeue``
+listeners: a listener that the worker had before it started (``minion.on("worker", ...)``,
+``worker.on("dequeue", ...)``) runs there, so the ``start``, ``finish`` and ``cleanup``
+listeners it attaches run in the job process, as the table says.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ import asyncio
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from minion_daemon import tracing
 from minion_daemon.async_job import AsyncJob, is_coroutine_task
 from minion_daemon.events import EventEmitter
 from minion_daemon.options import json_problem, storable_text
@@ -79,6 +79,11 @@ class Job(EventEmitter):
         self.queue = queue
         #: Seconds it waited between becoming runnable and being dequeued, when known.
         self.latency: float | None = None
+        #: The worker that claimed it, when known (for traces).
+        self.worker_id: int | None = None
+        #: The trace context its enqueuer recorded in its notes (``traceparent`` and
+        #: ``tracestate``; :mod:`minion_daemon.tracing`), when the worker claimed it.
+        self.trace_context: dict[str, str] = {}
         #: Its job process, once one runs it (fork mode).
         self.pid: int | None = None
         #: What the task returned, recorded unless the task finished or failed the job itself.
@@ -175,7 +180,8 @@ class Job(EventEmitter):
         self.final = False
         spec = None
         try:
-            with captured():
+            # The span sees the task's exception on its way out, and ends with the job.
+            with tracing.job_span(self) as span, captured():
                 self.emit("start")
                 spec = self._spec()
                 if is_coroutine_task(spec.target):
@@ -185,9 +191,11 @@ class Job(EventEmitter):
                 else:
                     self.result = spec.target(self, *self.args)
                 self.emit("finish")
+                unstorable = self._unstorable_result()
+                span.fail(unstorable)
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
             return self._error_of(error, spec)
-        return self._unstorable_result()
+        return unstorable
 
     async def execute_async(self, minion: AsyncMinion) -> str | None:
         """:meth:`execute` for a coroutine task, on the running loop, its
@@ -196,13 +204,16 @@ class Job(EventEmitter):
         self.final = False
         spec = None
         try:
-            self.emit("start")
-            spec = self._spec()
-            self.result = await self._run_coroutine(spec, minion)
-            self.emit("finish")
+            with tracing.job_span(self) as span:
+                self.emit("start")
+                spec = self._spec()
+                self.result = await self._run_coroutine(spec, minion)
+                self.emit("finish")
+                unstorable = self._unstorable_result()
+                span.fail(unstorable)
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
             return self._error_of(error, spec)
-        return self._unstorable_result()
+        return unstorable
 
     def _spec(self) -> TaskSpec:
         spec = self.minion.tasks.get(self.task)

@@ -16,9 +16,11 @@ message from libpq or a config dump must never leak one.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any, ClassVar, Final, TextIO
 
@@ -37,81 +39,184 @@ FORMATS: Final = ("auto", "json", "console")
 
 __all__ = [
     "FORMATS",
+    "Logger",
+    "batched",
     "bind",
     "bound",
     "configure",
     "current_fields",
+    "flush",
     "get_logger",
     "keep_streams",
 ]
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A logger taking an event name and fields (``log.info("job.started", job_id=1)``).
+def get_logger(name: str) -> Logger:
+    """A logger taking an event name and fields (``log.info("job.started", job_id=1)``)."""
+    return Logger(name)
 
-    Until :func:`configure` runs, it hands each line to the standard library's logger
-    ``name`` with the fields as extras, so an application that embeds minion-daemon keeps its
-    own logging setup. Once the daemon configured its logging, its own lines are rendered and
-    written directly, by the same chain the standard library's records go through: a worker
-    logs a few lines per job, and the detour (two log records, the caller's frame looked up,
-    the handler's formatter) cost about ten times the rendering. Nothing global in structlog
-    is touched.
+
+class Logger:
+    """Lines of an event name and fields, for the logger ``name``.
+
+    Until :func:`configure` runs, each line goes to the standard library's logger ``name``
+    with the fields as extras, so an application that embeds minion-daemon keeps its own
+    logging setup. Once the daemon configured its logging, and its handler is the only one,
+    the daemon's own lines are rendered and written directly: a worker logs two lines per job,
+    and both the standard library's detour (a record, the caller's frame looked up, a
+    formatter) and structlog's general chain cost ten times the rendering. Nothing global in
+    structlog is touched.
     """
-    logger: structlog.stdlib.BoundLogger = structlog.wrap_logger(
-        logging.getLogger(name),
-        processors=[_route],
-        wrapper_class=structlog.stdlib.BoundLogger,
-    )
-    return logger
 
+    __slots__ = ("_fallback", "_standard")
 
-def _route(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-    """The last processor of our loggers: render and write the line when the daemon's
-    logging (:func:`configure`) is the only one in place, else hand it to the standard
-    library (whose other handlers, a test's capture say, then see it too)."""
-    direct = _Direct.current
-    if direct is None or logging.root.handlers != [direct.handler]:
-        return structlog.stdlib.render_to_log_kwargs(logger, method, event)
-    direct.write(logger, method, event)
-    raise structlog.DropEvent
+    def __init__(self, name: str) -> None:
+        self._standard = logging.getLogger(name)
+        self._fallback: structlog.stdlib.BoundLogger = structlog.wrap_logger(
+            self._standard,
+            processors=[structlog.stdlib.render_to_log_kwargs],
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, "debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log(logging.INFO, "info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log(logging.WARNING, "warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log(logging.ERROR, "error", event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        """An ``error`` line with the traceback of the exception being handled."""
+        self._log(logging.ERROR, "error", event, {**fields, "exc_info": True})
+
+    def _log(self, level: int, method: str, event: str, fields: dict[str, Any]) -> None:
+        direct = _Direct.current
+        if direct is None or logging.root.handlers != [direct.handler]:
+            getattr(self._fallback, method)(event, **fields)
+        elif self._standard.isEnabledFor(level):
+            direct.write(self._standard, method, event, fields)
 
 
 class _Direct:
-    """The daemon's own lines, rendered by the handler's chain and written to its stream."""
+    """The daemon's own lines, rendered for the handler's stream and written to it."""
 
     #: Set by :func:`configure`.
     current: ClassVar[_Direct | None] = None
 
-    def __init__(self, handler: logging.StreamHandler[TextIO], chain: list[Processor]):
+    def __init__(
+        self, handler: logging.StreamHandler[TextIO], chain: list[Processor], as_json: bool
+    ) -> None:
         self.handler = handler
         self.chain = chain
+        self.as_json = as_json
+        #: Lines held back inside :func:`batched`, written together when it ends.
+        self.held: list[str] | None = None
 
-    def write(self, logger: logging.Logger, method: str, event: EventDict) -> None:
-        if not logger.isEnabledFor(_LEVELS.get(method, logging.INFO)):
-            return
-        rendered: Any = event
-        for processor in self.chain:
-            rendered = processor(logger, method, rendered)
+    def write(
+        self, logger: logging.Logger, method: str, event: str, fields: dict[str, Any]
+    ) -> None:
+        if self.as_json and "exc_info" not in fields:
+            line = _json_line(logger.name, method, event, fields)
+        else:
+            rendered: Any = {"event": event, **fields}
+            for processor in self.chain:
+                rendered = processor(logger, method, rendered)
+            line = f"{rendered}\n"
+        if self.held is None:
+            self.put(line)
+        else:
+            self.held.append(line)
+
+    def put(self, text: str) -> None:
         handler = self.handler
         with handler.lock or contextlib.nullcontext():
             try:
-                handler.stream.write(f"{rendered}\n")
+                handler.stream.write(text)
                 handler.stream.flush()
             except (OSError, ValueError):
                 pass  # as _LineHandler: a daemon whose terminal closed runs on
 
 
-_LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "msg": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-}
+#: Built once: ``json.dumps`` with any argument builds an encoder per call.
+_ENCODER: Final = json.JSONEncoder(default=repr)
+
+
+def _json_line(name: str, method: str, event: str, fields: dict[str, Any]) -> str:
+    """The JSON line the configured chain would render, built without it: the same keys and
+    values (bound fields, level, logger, pid, UTC timestamp), passwords masked."""
+    line = {"event": event, **fields}
+    for key, value in get_contextvars().items():
+        line.setdefault(key, value)
+    line["level"] = method
+    line["logger"] = name
+    line["pid"] = _pid()
+    line["timestamp"] = _timestamp()
+    _redact_in(line)
+    return _ENCODER.encode(line) + "\n"
+
+
+class _Clock:
+    """The UTC timestamp of a line, its date and time formatted once a second."""
+
+    second = -1
+    prefix = ""
+
+
+def _timestamp() -> str:
+    now = time.time()
+    second = int(now)
+    if second != _Clock.second:
+        _Clock.second = second
+        _Clock.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_Clock.prefix}.{int((now - second) * 1_000_000):06d}Z"
+
+
+class _Pid:
+    """This process's pid, read again in a forked child (a line must not carry its parent's)."""
+
+    value = os.getpid()
+
+
+def _pid() -> int:
+    return _Pid.value
+
+
+def _forked() -> None:
+    _Pid.value = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Write the daemon's own lines logged inside the block together when it ends: one
+    write for a worker's pass over its jobs rather than one per line."""
+    direct = _Direct.current
+    if direct is None or direct.held is not None:
+        yield
+        return
+    direct.held = []
+    try:
+        yield
+    finally:
+        flush()
+        direct.held = None
+
+
+def flush() -> None:
+    """Write the lines :func:`batched` holds now (before a wait, or a task's own lines)."""
+    direct = _Direct.current
+    if direct is not None and direct.held:
+        held, direct.held = direct.held, []
+        direct.put("".join(held))
+
+
 def bind(**fields: Any) -> None:
     """Add ``fields`` to every following line of this process (and of its forks)."""
     bind_contextvars(**fields)
@@ -165,7 +270,7 @@ def configure(format: str = "auto", level: str = "info", stream: TextIO | None =
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    _Direct.current = _Direct(handler, [*stamped, *rendered])
+    _Direct.current = _Direct(handler, [*stamped, *rendered], as_json)
 
 
 class _LineHandler(logging.StreamHandler[TextIO]):
@@ -200,8 +305,7 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def _add_pid(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    # Read on every line: a forked process must not carry its parent's pid.
-    event.setdefault("pid", os.getpid())
+    event.setdefault("pid", _pid())
     return event
 
 
@@ -212,6 +316,9 @@ def _redact_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 def _redact_in(fields: MutableMapping[str, Any]) -> None:
     for key, value in fields.items():
+        kind = type(value)
+        if kind is int or kind is float or value is None:
+            continue  # the most common fields, which hold no secret
         if isinstance(value, str):
             fields[key] = redact_dsn(value)
         elif isinstance(value, BaseException):

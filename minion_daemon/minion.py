@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from minion_daemon import tracing
 from minion_daemon.async_minion import AsyncMinion
 from minion_daemon.backend import Backend, PgBackend
 from minion_daemon.backend.aio import AsyncPgBackend
@@ -178,7 +179,12 @@ class Minion(EventEmitter):
         your transaction: it exists when that commits, and never if it rolls back (the event
         is emitted at once all the same). docs/django.md and docs/sqlalchemy.md show how to
         get a framework's connection.
+
+        Inside an OpenTelemetry span, the span's trace context goes into the job's notes
+        (``traceparent``, ``tracestate``), and the job's own span is its child
+        (docs/opentelemetry.md).
         """
+        options = tracing.with_context(options)
         job_id = self.backend.enqueue(task, args, options, conn=conn)
         self.emit("enqueue", job_id)
         return job_id
@@ -193,7 +199,7 @@ class Minion(EventEmitter):
         of :meth:`enqueue`, on ``conn`` as :meth:`enqueue`; emits ``enqueue`` for each id
         returned. A ``unique`` key held before the call, or by an earlier job of the same call,
         gives its holder's id."""
-        ids = self.backend.enqueue_many(jobs, conn=conn)
+        ids = self.backend.enqueue_many(tracing.many_with_context(jobs), conn=conn)
         for job_id in ids:
             self.emit("enqueue", job_id)
         return ids

@@ -80,6 +80,8 @@ class DequeuedJob(TypedDict):
     queue: str
     #: Seconds from when it became runnable (``delayed``) to this claim.
     latency: float
+    #: The ``traceparent`` and ``tracestate`` notes its enqueuer wrote, when it wrote one.
+    trace_context: dict[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)

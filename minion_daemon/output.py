@@ -40,11 +40,12 @@ log = logs.get_logger("minion_daemon.output")
 
 class LineLog(io.RawIOBase):
     """A writable binary stream whose every line becomes a ``job.output`` log line, with
-    the log fields bound when it was made (a job's, for lines its worker logs later)."""
+    the log fields bound when it was made (a job's, for lines its worker logs later), or with
+    those bound when the line is logged (``snapshot=False``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, snapshot: bool = True) -> None:
         super().__init__()
-        self._fields = logs.current_fields()
+        self._fields = logs.current_fields() if snapshot else {}
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._partial = ""
         self._logging = False
@@ -65,10 +66,15 @@ class LineLog(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            rest = self._partial + self._decoder.decode(b"", final=True)
-            if rest:
-                self._log(rest)
+            self.end_line()
         super().close()
+
+    def end_line(self) -> None:
+        """Log what was written after the last newline, as a line of its own."""
+        rest = self._partial + self._decoder.decode(b"", final=True)
+        self._partial = ""
+        if rest:
+            self._log(rest)
 
     def _log(self, line: str) -> None:
         # A log handler that writes to sys.stderr would bring the line back here.
@@ -140,17 +146,45 @@ def send_to(fd: int) -> None:
     os.close(fd)
 
 
+class _Capture:
+    """This process's stream for :func:`captured`, made on first use and kept: a worker
+    running thousands of inline jobs a second would build and tear down three stream objects
+    for each."""
+
+    lines: LineLog | None = None
+    stream: io.TextIOWrapper | None = None
+    busy = False
+
+
 @contextlib.contextmanager
 def captured() -> Iterator[None]:
-    """Python's ``sys.stdout`` and ``sys.stderr`` as log lines within the block."""
-    stream = io.TextIOWrapper(
-        io.BufferedWriter(LineLog()),
-        encoding="utf-8",
-        errors="backslashreplace",
-        line_buffering=True,
-    )
+    """Python's ``sys.stdout`` and ``sys.stderr`` as log lines within the block, with the log
+    fields bound when each line is written (a job's, inside its block)."""
+    if _Capture.busy:  # a job run inside another's block: a stream of its own
+        lines = LineLog()
+        stream = _line_stream(lines)
+        try:
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                yield
+        finally:
+            stream.close()
+        return
+    if _Capture.stream is None or _Capture.lines is None:
+        _Capture.lines = LineLog(snapshot=False)
+        _Capture.stream = _line_stream(_Capture.lines)
+    lines, stream = _Capture.lines, _Capture.stream
+    _Capture.busy = True
     try:
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             yield
     finally:
-        stream.close()
+        _Capture.busy = False
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+        lines.end_line()
+
+
+def _line_stream(lines: LineLog) -> io.TextIOWrapper:
+    return io.TextIOWrapper(
+        io.BufferedWriter(lines), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )

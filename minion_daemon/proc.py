@@ -2,7 +2,8 @@
 
 Every fork goes through :func:`fork`, so every child starts the same way (default signal
 handlers, no inherited wakeup fd or systemd socket, a fresh random seed) and leaves the same
-way (``os._exit``: no atexit hooks, no finalizers touching what the parent still uses).
+way (``os._exit``: no atexit hooks, no finalizers touching what the parent still uses; so its
+output and its spans, :func:`minion_daemon.tracing.flush`, are flushed first).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final
 
 import setproctitle
 
+from minion_daemon import tracing
 from minion_daemon.model import ExitReason
 
 #: Exit code of a child whose body raised instead of returning one.
@@ -162,10 +164,13 @@ def fork(
     except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        os._exit(code)
+        try:
+            tracing.flush()
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+            os._exit(code)
 
 
 def set_title(title: str, short: str) -> None:

@@ -39,8 +39,12 @@ _RUNNABLE_CANDIDATES = """
   ORDER BY priority DESC, id
 """
 _CLAIM = "UPDATE minion_jobs SET started = NOW(), state = 'active', worker = %(worker)s::bigint"
+# The enqueuer's trace context travels with the claim (minion_daemon/tracing.py), as text.
 _CLAIMED = """RETURNING id, args, retries, task, queue,
-  GREATEST(EXTRACT(EPOCH FROM started - delayed), 0)::float8 AS latency"""
+  GREATEST(EXTRACT(EPOCH FROM started - delayed), 0)::float8 AS latency,
+  CASE WHEN notes ? 'traceparent' THEN JSONB_STRIP_NULLS(JSONB_BUILD_OBJECT(
+    'traceparent', notes ->> 'traceparent', 'tracestate', notes ->> 'tracestate')) END
+    AS trace_context"""
 DEQUEUE: Final = f"""
 {_CLAIM}
 WHERE id = ({_RUNNABLE_CANDIDATES}  LIMIT 1
@@ -58,7 +62,8 @@ WHERE id = ANY(ARRAY({_RUNNABLE_CANDIDATES}  LIMIT %(limit)s::int
 ))
 {_CLAIMED}, priority
 )
-SELECT id, args, retries, task, queue, latency FROM claimed ORDER BY priority DESC, id
+SELECT id, args, retries, task, queue, latency, trace_context FROM claimed
+ORDER BY priority DESC, id
 """
 
 # A worker's turn in one statement and one commit: record the successes of the jobs that
@@ -87,9 +92,9 @@ WHERE id = ANY(ARRAY({_RUNNABLE_CANDIDATES}  LIMIT %(limit)s::int
 ))
 {_CLAIMED}, priority
 )
-SELECT id, args, retries, task, queue, latency, priority FROM claimed
+SELECT id, args, retries, task, queue, latency, trace_context, priority FROM claimed
 UNION ALL
-SELECT id, NULL, NULL, NULL, NULL, NULL, NULL FROM finished
+SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM finished
 """
 
 LISTEN: Final = 'LISTEN "minion.job"'

@@ -4,19 +4,21 @@ A worker starts it when it starts working, before its pool, its threads or any d
 connection exist, so that no process that runs threads ever forks a job (a fork copies one
 thread and whatever locks the others held). It has the tasks and nothing of the worker's
 running state; it freezes its heap (``gc.freeze()``) so that a job process's collections do
-not write to pages shared with it; it forks each job, reaps it, and tells the worker.
+not write to pages shared with it. It keeps one job process forked ahead of its job (a
+spare, waiting on a pipe), hands it the next job the worker sends, forks the next spare once
+it has nothing else to do, reaps the job processes, and tells the worker.
 
 The death chain: the fork server dies with its worker (kill -9 included), and a job process
 with its fork server, each by the kernel's parent-death signal; a worker whose fork server is
 gone fails its fork-mode jobs as killed and stops (the supervisor starts another).
 
 The protocol, over a stream socketpair: each message is a 4-byte length and a JSON array.
-Worker to server: ``["launch", id, retries, task, queue, args, log_fields]``, ``["signal", id,
-signum]`` and ``["event_loop", address, log_fields]`` (fork the worker's event-loop process,
-which connects to the worker at that Unix socket address: ``runners.event_loop``). Server to
-worker: ``["started", id, pid]`` carrying two descriptors (the job's
-output pipe and its handover pipe, both read ends) and ``["ended", id, wait_status]``, which
-always follows the job's ``started``.
+Worker to server: ``["launch", id, retries, task, queue, args, log_fields, worker_id,
+trace_context]``, ``["signal", id, signum]`` and ``["event_loop", address, log_fields]`` (fork
+the worker's event-loop process, which connects to the worker at that Unix socket address:
+``runners.event_loop``). Server to worker: ``["started", id, pid]`` carrying two descriptors
+(the job's output pipe and its handover pipe, both read ends) and ``["ended", id,
+wait_status]``, which always follows the job's ``started``.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from minion_daemon import logs, proc
+from minion_daemon import logs, proc, tracing
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.options import check_json
 from minion_daemon.output import pipe, send_to
@@ -130,7 +133,10 @@ class ForkServer:
     def launch(self, job: Job) -> None:
         # The worker's log fields (its id, ...) travel along: the job process logs with them.
         fields = logs.current_fields()
-        message = ["launch", job.id, job.retries, job.task, job.queue, job.args, fields]
+        message = [
+            "launch", job.id, job.retries, job.task, job.queue, job.args, fields,
+            job.worker_id, job.trace_context,
+        ]  # fmt: skip
         self.channel.sendall(frame(message))
 
     def signal(self, job_id: int, signum: int) -> None:
@@ -190,6 +196,7 @@ def _serve(
         os.set_blocking(end, False)
     signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    tracing.prepare()
     # Everything alive now lives as long as the server: the collector need not walk it again,
     # and a job process's collections then leave those pages shared.
     gc.freeze()
@@ -197,7 +204,28 @@ def _serve(
     return server.run()
 
 
+@dataclass(slots=True)
+class _Spare:
+    """A job process forked ahead of its job, waiting for it on ``job_pipe``; the read ends of
+    its output and handover pipes go to the worker with its job."""
+
+    pid: int
+    job_pipe: int
+    output: int
+    handover: int
+
+    def close(self) -> None:
+        for fd in (self.job_pipe, self.output, self.handover):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class _Server:
+    """Forks a spare job process ahead of the next job, whenever it has nothing else to do,
+    so that a job starts without waiting for its fork (the fork, and the copy-on-write faults
+    it brings in both processes, are most of a job process's cost), hands it the job when the
+    worker sends one, reaps the job processes and reports."""
+
     def __init__(
         self,
         channel: socket.socket,
@@ -211,15 +239,21 @@ class _Server:
         self.wakeup = wakeup
         #: The job processes by pid: their job ids.
         self.children: dict[int, int] = {}
+        self.spare: _Spare | None = None
         self.inbox = Inbox()
 
     def run(self) -> int:
         while True:
+            if self.spare is None:
+                self.spare = self._fork_spare()
             readable, _, _ = select.select([self.channel.fileno(), self.wakeup[0]], [], [])
             proc.drain(self.wakeup[0])
             self._reap()
             if self.channel.fileno() in readable and not self._receive():
                 break
+        if self.spare is not None:
+            self.children[self.spare.pid] = 0  # killed and reaped with the job processes
+            self.spare.close()
         for pid in self.children:
             proc.kill_group(pid, signal.SIGKILL)
         while self.children:
@@ -249,8 +283,6 @@ class _Server:
                     self._start_event_loop(*message[1:])
 
     def _reap(self) -> None:
-        # Not only while jobs run: the event-loop process is a child too (reaped unreported;
-        # its worker sees its connection close).
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -258,6 +290,11 @@ class _Server:
                 return
             if not pid:
                 return
+            if self.spare is not None and pid == self.spare.pid:
+                # Killed before it had a job: nothing to report, another is forked.
+                self.spare.close()
+                self.spare = None
+                continue
             job_id = self.children.pop(pid, None)
             if job_id is not None:
                 self.channel.sendall(frame(["ended", job_id, status]))
@@ -276,7 +313,11 @@ class _Server:
             proc.kill_group(pid, signum)
 
     def _start_event_loop(self, address: str, fields: dict[str, Any]) -> None:
-        inherited = (self.channel.fileno(), *self.wakeup)
+        """Fork the worker's event-loop process (``runners.event_loop``); it is reaped
+        unreported, its worker seeing its connection close."""
+        spare = self.spare
+        spares = () if spare is None else (spare.job_pipe, spare.output, spare.handover)
+        inherited = (self.channel.fileno(), *self.wakeup, *spares)
         with logs.bound(**fields):
             proc.fork(
                 lambda: event_loop.serve(self.minion, address, inherited),
@@ -285,46 +326,88 @@ class _Server:
                 ignored=_LEFT_TO_THE_WORKER,
             )
 
-    def _launch(self, message: list[Any]) -> None:
-        _, job_id, retries, task, queue, args, fields = message
-        job = self.minion.class_for_task(task)(
-            self.minion, job_id, args, retries, task, queue=queue
-        )
-        self.announce(job)
+    def _fork_spare(self) -> _Spare:
+        job_read, job_write = os.pipe()
         handover_read, handover_write = os.pipe()
         output_read, output_write = pipe()
-        mine = (handover_read, output_read, self.wakeup[0], self.wakeup[1])
+        mine = (job_write, handover_read, output_read, self.wakeup[0], self.wakeup[1])
         try:
-            # Bound around the fork, so the job process inherits the fields: a task's own log
-            # lines name its job.
-            with logs.bound(**{**fields, **job.log_fields()}):
-                pid = proc.fork(
-                    lambda: _job_process(job, self.channel, mine, handover_write, output_write),
-                    job=True,
-                )
-        finally:
-            os.close(handover_write)
-            os.close(output_write)
-        self.children[pid] = job_id
-        try:
-            socket.send_fds(
-                self.channel, [frame(["started", job_id, pid])], [output_read, handover_read]
+            pid = proc.fork(
+                lambda: _job_process(
+                    self.minion,
+                    self.announce,
+                    self.channel,
+                    inherited=mine,
+                    job_pipe=job_read,
+                    handover=handover_write,
+                    output=output_write,
+                ),
+                job=True,
             )
         finally:
-            os.close(output_read)
-            os.close(handover_read)
+            for fd in (job_read, handover_write, output_write):
+                os.close(fd)
+        return _Spare(pid, job_write, output_read, handover_read)
+
+    def _launch(self, message: list[Any]) -> None:
+        spare = self.spare or self._fork_spare()
+        self.spare = None
+        try:
+            # Whole, whatever its size: the spare reads it all as soon as it can.
+            _write_all(spare.job_pipe, frame(message))
+        except OSError:
+            # Killed before its job came: the job goes to a process forked for it now.
+            spare.close()
+            proc.reap(spare.pid, block=True)
+            spare = self._fork_spare()
+            _write_all(spare.job_pipe, frame(message))
+        self.children[spare.pid] = message[1]
+        try:
+            socket.send_fds(
+                self.channel,
+                [frame(["started", message[1], spare.pid])],
+                [spare.output, spare.handover],
+            )
+        finally:
+            spare.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 # The job process
 
 
 def _job_process(
-    job: Job, channel: socket.socket, inherited: tuple[int, ...], handover: int, output: int
+    minion: Minion,
+    announce: Callable[[Job], None],
+    channel: socket.socket,
+    *,
+    inherited: tuple[int, ...],
+    job_pipe: int,
+    handover: int,
+    output: int,
 ) -> int:
     channel.close()
     for fd in inherited:
         os.close(fd)
     send_to(output)
+    proc.set_title("job process, waiting for its job", "minion-job")
+    with os.fdopen(job_pipe, "rb") as job_input:
+        header = job_input.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return 0  # the fork server is gone: no job will come
+        (length,) = _HEADER.unpack(header)
+        message = json.loads(job_input.read(length))
+    _, job_id, retries, task, queue, args, fields, worker_id, trace_context = message
+    job = minion.class_for_task(task)(minion, job_id, args, retries, task, queue=queue)
+    job.worker_id, job.trace_context = worker_id, trace_context
+    # The worker's fields and the job's: a task's own log lines name its job.
+    logs.bind(**{**fields, **job.log_fields()})
+    announce(job)
     proc.set_title(f"job {job.id} {job.task}", "minion-job")
     job.pid = os.getpid()
     try:

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from minion_daemon import logs, proc
+from minion_daemon import logs, proc, tracing
 from minion_daemon.commands import parse_kill, parse_stop, whole_number
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.events import EventEmitter
@@ -125,12 +125,15 @@ class Worker(EventEmitter):
         self._pids_since: float | None = None
         #: Jobs whose success waits for the next statement, to be logged once it is recorded.
         self._pending_done: list[Ended] = []
+        #: Until when (monotonic) no claim is made: the last found no more jobs than it took,
+        #: and no news came since (:meth:`_take_jobs`).
+        self._drained_until: float | None = None
         #: Whether the last claim of a worker with batched and other tasks was a batch.
         self._batch_turn = False
         #: Whether the next claim is the spare slot's turn, after one of async jobs.
         self._spare_turn = False
-        #: While a batch is recorded: its jobs' own lines are logged at debug only.
-        self._batched = False
+        #: Jobs of batches not recorded yet: their own success lines are logged at debug only.
+        self._quiet: set[int] = set()
         self._finished = False
         self._quit = False
         #: True when the worker stopped because its fork server died.
@@ -256,6 +259,8 @@ class Worker(EventEmitter):
             queue=claimed["queue"],
         )
         job.latency = claimed["latency"]
+        job.worker_id = self.id
+        job.trace_context = claimed["trace_context"] or {}
         self.emit("dequeue", job)
         return job
 
@@ -294,7 +299,9 @@ class Worker(EventEmitter):
 
     def _step(self) -> None:
         try:
-            self._work()
+            # The pass's own lines go out in one write, before any wait or inline task.
+            with logs.batched():
+                self._work()
         except DatabaseUnavailableError as error:
             if self._outage_began is None:
                 self._outage_began = time.monotonic()
@@ -360,11 +367,14 @@ class Worker(EventEmitter):
             # Before the endings: a job that started and ended since the last pass takes its
             # pid note along with its outcome.
             self._note_pids(self.fork.take_pids())
+            if ended:
+                self._drained_until = None
             for item in ended:
                 self._ended(item)
 
     def _ended(self, ended: Ended) -> None:
         job = ended.job
+        tracing.killed(job, ended.ending, ended.duration)
         decided = verdict(ended.ending)
         if decided.action == "finish":
             # Its slot is free already: the statement that records it claims the next job.
@@ -387,17 +397,29 @@ class Worker(EventEmitter):
         """Record what waits to be recorded and claim what the free slots can take, in one
         statement; launch the claimed jobs; wait when nothing came. Without ``claiming``:
         record what waits, at once, and nothing else."""
-        claim = self._claim_plan() if claiming else None
+        drained = self._drained()
+        claim = self._claim_plan() if claiming and not drained else None
         pids_waited = self._pids_since is not None and (
             not claiming or time.monotonic() - self._pids_since > PID_NOTE_PATIENCE
         )
         if claim is None and not self._settle and not pids_waited:
             if not claiming:
                 return
+            if drained:
+                assert self._drained_until is not None
+                self.emit("wait")
+                listening = self.minion.backend.listen() is not None
+                self._wait(self._pause(self._drained_until - time.monotonic()), listen=listening)
+                return
             self.emit("busy")
             self._wait(self._pause())
             return
-        limit, options, batched = claim or (0, {"queues": list(self.settings.queues)}, False)
+        limit, options, batched, complete = claim or (
+            0,
+            {"queues": list(self.settings.queues)},
+            False,
+            False,
+        )
         # Listening before the claim: a job committed between the claim and the wait still
         # wakes the wait (Perl listens after the claim and can sleep through one).
         listening = claim is not None and self.minion.backend.listen() is not None
@@ -420,13 +442,30 @@ class Worker(EventEmitter):
         jobs = [self._job_for(claimed) for claimed in turn.claimed]
         if jobs:
             self._launch(jobs, batched=batched)
-        elif claim is not None and not self._spare_turn:  # else the spare slot's claim next
+        # A claim that came back short, when it looked for every task, found every job it could
+        # take: another would find none until news (a notification, a job's end, which frees a
+        # limited task's slot, or a delay's end, which dequeue_timeout bounds). Until then the
+        # worker claims nothing: a round trip saved per job on a queue kept short, and the
+        # statement that records the job that ends goes out at once.
+        if claim is not None and complete and len(jobs) < limit:
+            self._drained_until = time.monotonic() + self.settings.dequeue_timeout
+        short = not jobs or (complete and len(jobs) < limit)
+        # After a claim of async jobs, the spare slot's claim comes next, without a wait.
+        if claim is not None and short and not self._settle and not self._spare_turn:
             self.emit("wait")
             self._wait(self._pause(self.settings.dequeue_timeout), listen=listening)
 
-    def _claim_plan(self) -> tuple[int, dict[str, Any], bool] | None:
-        """How many jobs to claim now, with which options, and whether they run batched;
-        ``None`` when no job can be taken (stopping, at capacity, every task at its limit)."""
+    def _drained(self) -> bool:
+        """Whether the last claim's finding that no job waits still stands (see _take_jobs)."""
+        if self._drained_until is not None and time.monotonic() >= self._drained_until:
+            self._drained_until = None
+        return self._drained_until is not None
+
+    def _claim_plan(self) -> tuple[int, dict[str, Any], bool, bool] | None:
+        """How many jobs to claim now, with which options, whether they run batched, and
+        whether the claim looks for every task this worker can take now (not one kind of a
+        worker that alternates batches with other jobs); ``None`` when no job can be taken
+        (stopping, at capacity, every task at its limit)."""
         settings = self.settings
         if self._finished:
             return None
@@ -447,7 +486,7 @@ class Worker(EventEmitter):
         options: dict[str, Any] = {"queues": list(settings.queues), "tasks": tasks}
         if free.spare:
             options["min_priority"] = settings.spare_min_priority
-            return 1, options, False
+            return 1, options, False, free.complete
         if settings.batch > 1:
             inline = [task for task in tasks if self._mode_of(task) == Mode.INLINE]
             if inline:
@@ -456,13 +495,17 @@ class Worker(EventEmitter):
                 self._batch_turn = not self._batch_turn
                 if self._batch_turn or len(inline) == len(tasks):
                     options["tasks"] = inline
-                    return settings.batch, options, True
+                    return settings.batch, options, True, len(inline) == len(tasks)
                 options["tasks"] = [task for task in tasks if task not in inline]
+                return self._claim_size(free.limit, options), options, False, False
+        return self._claim_size(free.limit, options), options, False, free.complete
+
+    def _claim_size(self, free: int, options: dict[str, Any]) -> int:
         # Limits are per task: claiming several at once could pass one. Inline jobs run one
         # after another: claiming more than the one that runs would hold the others active
         # (batched mode does that on purpose).
         inline_only = all(self._mode_of(task) == Mode.INLINE for task in options["tasks"])
-        return (1 if settings.limits or inline_only else free.limit), options, False
+        return 1 if self.settings.limits or inline_only else free
 
     def _launch(self, jobs: list[Job], *, batched: bool = False) -> None:
         for job in jobs:
@@ -474,6 +517,7 @@ class Worker(EventEmitter):
             runner = self._runner_of(job)
             if runner is self.inline:
                 # Runs to its end here, so it is never among the running jobs.
+                logs.flush()
                 self.inline.launch([job])
                 self._collect()
                 continue
@@ -482,20 +526,18 @@ class Worker(EventEmitter):
             log.info("job.started", mode=runner.mode.value, **job.log_fields(), latency=job.latency)
 
     def _run_batch(self, jobs: list[Job]) -> None:
-        """Batched mode: run the claimed inline jobs one after another, then record their
-        successes in one statement (failures are recorded at once, on their own: they may
-        retry, and they are rare). Until the batch is recorded, its jobs stay active; if the
-        worker dies meanwhile, repair fails them and they run again, as any job of a dead
-        worker does."""
+        """Batched mode: run the claimed inline jobs one after another; their successes are
+        recorded by the next statement, which claims the next batch too (failures are recorded
+        at once, on their own: they may retry, and they are rare). Until the batch is
+        recorded, its jobs stay active; if the worker dies meanwhile, repair fails them and
+        they run again, as any job of a dead worker does."""
         began = time.monotonic()
-        self._batched = True
-        try:
-            self.inline.launch(jobs)
-            self._collect()
-            self._flush()
-        finally:
-            self._batched = False
-        finished = sum(job.outcome == "finished" for job in jobs)
+        logs.flush()
+        self._quiet.update(job.id for job in jobs)
+        self.inline.launch(jobs)
+        self._collect()
+        succeeded = {job.id for job, _, _ in self._settle}
+        finished = sum(job.id in succeeded or job.outcome == "finished" for job in jobs)
         log.info(
             "batch.finished",
             jobs=len(jobs),
@@ -513,13 +555,15 @@ class Worker(EventEmitter):
     def _done(self, ended: Ended) -> None:
         job = ended.job
         self.running.pop(job.id, None)
+        quiet = job.id in self._quiet
+        self._quiet.discard(job.id)
         self.status["performed"] += 1
         fields = {**job.log_fields(), "duration": round(ended.duration, 6)}
         reason = ended.ending.exit
         if reason is not None and not reason.clean:
             fields.update(exit_code=reason.code, signal=reason.signal_name)
         if job.outcome == "finished":
-            if self._batched:
+            if quiet:
                 log.debug("job.finished", **fields)
             else:
                 log.info("job.finished", **fields, latency=job.latency)
@@ -618,6 +662,7 @@ class Worker(EventEmitter):
         """Wait up to ``seconds`` for a signal, a runner's descriptor or (when ``listen``) a
         notification of new jobs. A pulse alone does not end the wait: it would cost an idle
         worker a turn, and a claim, every second."""
+        logs.flush()
         watched = [fd for runner in self._runners.values() for fd in runner.fds()]
         if self._wakeup is not None:
             watched.append(self._wakeup[0])
@@ -641,6 +686,7 @@ class Worker(EventEmitter):
                 selector.close()
         if listener is not None and listener in ready:
             self.minion.backend.take_notifications()
+            self._drained_until = None
 
     def _pulses_only(self) -> bool:
         """Read the signal pipe: whether only pulses (SIGALRM) woke the wait."""

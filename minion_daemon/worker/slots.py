@@ -14,12 +14,14 @@ class Opening:
     """What one claim may take: jobs of ``tasks``, at most ``limit``; with ``spare``, only a
     spare slot is free, for a job of at least ``spare_min_priority``; with ``spare_next``,
     the spare slot is free too, and the next claim is its turn (one claim cannot ask a
-    priority of the process jobs alone)."""
+    priority of the process jobs alone); ``complete``: the claim looks for every task the
+    worker can take now (not the async or the spare half of such turns)."""
 
     tasks: list[str]
     limit: int
     spare: bool = False
     spare_next: bool = False
+    complete: bool = True
 
 
 def opening(
@@ -50,8 +52,8 @@ def opening(
         process_tasks = []
     if process_tasks and process_free <= 0:
         if async_tasks and not spare_turn:
-            return Opening(async_tasks, async_free, spare_next=True)
-        return Opening(process_tasks, 1, spare=True)
+            return Opening(async_tasks, async_free, spare_next=True, complete=False)
+        return Opening(process_tasks, 1, spare=True, complete=not async_tasks)
     kinds = [
         (free, kind)
         for free, kind in ((process_free, process_tasks), (async_free, async_tasks))

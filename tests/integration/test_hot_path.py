@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,3 +132,60 @@ def test_a_batch_logs_one_line_and_its_successes_only_at_debug(
     [failed] = job_lines
     assert (failed["event"], failed["job_id"]) == ("job.failed", broken)
     assert "broken on purpose" in failed["error"]
+
+
+def _nap(job: Job) -> None:
+    time.sleep(0.3)
+
+
+def test_a_short_claim_is_not_repeated_until_news_comes(minion: Minion) -> None:
+    """A claim that finds fewer jobs than the free slots found all there were: the worker
+    waits (for a notification, or here the job's end) instead of claiming again at once, so
+    a job costs two statements, the claim and the one that records it."""
+    minion.add_task("nap", _nap, mode="fork")
+    job_id = minion.enqueue("nap")
+    worker = minion.worker(jobs=4, dequeue_timeout=30, repair_interval=0)
+    #: (jobs recorded, jobs claimed) by each statement
+    statements: list[tuple[int, int]] = []
+    settle_and_claim = minion.backend.settle_and_claim
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        turn = settle_and_claim(*args, **kwargs)
+        statements.append((len(kwargs.get("finished", [])), len(turn.claimed)))
+        return turn
+
+    minion.backend.settle_and_claim = counted  # type: ignore[method-assign]
+
+    def done(worker: Any, ended: Ended) -> None:
+        assert ended.job.id == job_id
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    worker.on("done", done)
+    try:
+        worker.run()
+    finally:
+        worker.close()
+    assert statements == [(0, 1), (1, 0)], "the claim that took the job, the one that recorded it"
+    [info] = minion.backend.list_jobs(0, 1, {"ids": [job_id]})["jobs"]
+    assert info["state"] == "finished"
+
+
+def test_a_batch_is_recorded_by_the_statement_that_claims_the_next(minion: Minion) -> None:
+    minion.add_task("noop", _noop, mode="inline")
+    ids = [minion.enqueue("noop") for _ in range(12)]
+    worker = minion.worker(batch=5, dequeue_timeout=30, repair_interval=0)
+    statements: list[tuple[int, int]] = []
+    settle_and_claim = minion.backend.settle_and_claim
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        turn = settle_and_claim(*args, **kwargs)
+        statements.append((len(kwargs.get("finished", [])), len(turn.claimed)))
+        if len(turn.recorded) and len(statements) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return turn
+
+    minion.backend.settle_and_claim = counted  # type: ignore[method-assign]
+    worker.run()
+    assert statements == [(0, 5), (5, 5), (5, 2), (2, 0)]
+    states = {job["state"] for job in minion.backend.list_jobs(0, 20, {"ids": ids})["jobs"]}
+    assert states == {"finished"}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,3 +105,65 @@ def test_without_configure_nothing_is_printed_by_the_library(
     logs.get_logger("minion_daemon.worker").info("job.started", job_id=1)
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "")
+
+
+class _CountedWrites(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_a_batch_of_lines_is_one_write_when_it_ends_or_is_flushed() -> None:
+    stream = _CountedWrites()
+    logs.configure("json", "info", stream)
+    log = logs.get_logger("minion_daemon.worker")
+    with logs.batched():
+        log.info("job.started", job_id=1)
+        log.info("job.finished", job_id=1)
+        assert stream.getvalue() == ""
+        logs.flush()
+        assert [line["event"] for line in _json_lines(stream)] == ["job.started", "job.finished"]
+        assert stream.writes == 1
+        log.info("job.started", job_id=2)
+        log.debug("hidden")
+    assert [line["job_id"] for line in _json_lines(stream)] == [1, 1, 2]
+    assert stream.writes == 2
+    log.info("alone")
+    assert stream.writes == 3
+
+
+def test_a_json_line_carries_the_same_fields_as_a_standard_library_record() -> None:
+    stream = io.StringIO()
+    logs.configure("json", "info", stream)
+    with logs.bound(worker_id=9):
+        logs.get_logger("minion_daemon.worker").info("job.finished", job_id=4, error="x=1")
+        logging.getLogger("minion_daemon.worker").info("job.finished", extra={"job_id": 4})
+    ours, theirs = _json_lines(stream)
+    assert set(ours) - {"error"} == set(theirs)
+    assert (ours["pid"], ours["worker_id"], ours["logger"]) == (
+        theirs["pid"],
+        theirs["worker_id"],
+        theirs["logger"],
+    )
+    stamped = datetime.datetime.strptime(ours["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    assert abs((now - stamped).total_seconds()) < 60
+
+
+def test_a_forked_process_logs_its_own_pid() -> None:
+    read, write = os.pipe()
+    logs.configure("json", "info", os.fdopen(write, "w"))
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's lines are checked by the parent
+        logs.get_logger("x").info("child")
+        os._exit(0)
+    os.waitpid(child, 0)
+    logs.get_logger("x").info("parent")
+    logging.getLogger().handlers[0].stream.close()
+    with os.fdopen(read) as lines:
+        pids = {json.loads(line)["event"]: json.loads(line)["pid"] for line in lines}
+    assert pids == {"child": child, "parent": os.getpid()}

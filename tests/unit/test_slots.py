@@ -21,7 +21,7 @@ A, F = Mode.ASYNC, Mode.FORK
         # Async only: the async slots alone bound it.
         (["fetch", "ping"], [A] * 30, Opening(["fetch", "ping"], 70)),
         # Process slots full, spare left: the async tasks and the spare slot take turns.
-        (TASKS, [F] * 4, Opening(["fetch", "ping"], 100, spare_next=True)),
+        (TASKS, [F] * 4, Opening(["fetch", "ping"], 100, spare_next=True, complete=False)),
         # ... and without async room, the spare slot does, for one job of the spare priority.
         (TASKS, [F] * 4 + [A] * 100, Opening(["mail", "resize"], 1, spare=True)),
         # Everything full.
@@ -40,4 +40,4 @@ def test_a_claim_never_takes_more_of_a_kind_than_its_free_slots(
 def test_the_spare_slot_gets_its_turn_after_a_claim_of_async_jobs() -> None:
     turn = opening(TASKS, MODES.__getitem__, [F] * 4, jobs=4, spare=1, async_jobs=100,
                    spare_turn=True)
-    assert turn == Opening(["mail", "resize"], 1, spare=True)
+    assert turn == Opening(["mail", "resize"], 1, spare=True, complete=False)

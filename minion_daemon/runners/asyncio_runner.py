@@ -162,7 +162,7 @@ class AsyncRunner:
             spec = job.minion.tasks.get(job.task)
             timeout = None if spec is None else spec.timeout
             message = ["launch", job.id, job.retries, job.task, job.queue, job.args, fields]
-            self._process.send([*message, timeout])
+            self._process.send([*message, timeout, job.worker_id, job.trace_context])
             self._running[job.id] = _Running(job, now)
 
     def fds(self) -> list[int]:

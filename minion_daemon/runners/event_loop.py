@@ -3,12 +3,13 @@
 The worker's fork server forks it (``runners.forkserver``), so the worker itself never forks
 and stays single-threaded; it connects back to the worker over a Unix socket and speaks the
 fork server's framing (a 4-byte length and a JSON array). Worker to loop: ``["launch", id,
-retries, task, queue, args, log_fields, timeout]`` and ``["cancel", id, signum]``. Loop to
-worker: ``["ended", id, kind, ...]`` (``result`` value, ``error`` text final, ``recorded``
-outcome failure, ``timeout`` seconds, ``signal`` signum), ``["lag", seconds]`` when a beat of
-the loop came that late, and ``["blocked", id, task, seconds]`` when the loop has not beaten
-for :data:`BLOCKED_AFTER`: the job whose coroutine holds it, found by a watchdog thread
-(the loop cannot look at itself while it is held). The worker decides what to do about it.
+retries, task, queue, args, log_fields, timeout, worker_id, trace_context]`` and ``["cancel",
+id, signum]``. Loop to worker: ``["ended", id, kind, ...]`` (``result`` value, ``error`` text
+final, ``recorded`` outcome failure, ``timeout`` seconds, ``signal`` signum), ``["lag",
+seconds]`` when a beat of the loop came that late, and ``["blocked", id, task, seconds]`` when
+the loop has not beaten for :data:`BLOCKED_AFTER`: the job whose coroutine holds it, found by
+a watchdog thread (the loop cannot look at itself while it is held). The worker decides what
+to do about it.
 
 It records nothing itself but what a task records through its handle: outcomes go to the
 worker, which records them with its next statement, as it does a job process's.
@@ -114,8 +115,9 @@ class _EventLoop:
                     self._cancel(*message[1:])
 
     def _launch(self, message: list[Any]) -> None:
-        _, job_id, retries, task, queue, args, fields, timeout = message
+        _, job_id, retries, task, queue, args, fields, timeout, worker_id, trace_context = message
         job = Job(self.minion, job_id, args, retries, task, queue=queue)
+        job.worker_id, job.trace_context = worker_id, trace_context
         with logs.bound(**fields, **job.log_fields()):  # the task's context copies them
             running = asyncio.create_task(self._run(job, timeout))
         running.add_done_callback(lambda _: self._cancelled_unstarted(job))

@@ -2,21 +2,27 @@
 
 ``worker``
     One minion-daemon worker (the ``Worker`` every daemon worker process runs) with the bench
-    tasks in ``mode`` (fork or inline) and the given worker ``status`` (``jobs``, ``batch``...),
-    logging as the daemon does by default (JSON lines, level info, to stderr), until TERM;
-    with ``tracing`` true, the OpenTelemetry SDK configured first. ``limits`` (``{task:
-    {"concurrency": N, "rate": "N/PERIOD"}}``) gives tasks fleet-wide limits; a name that is
-    no bench task becomes a no-op task of its own.
+    tasks in ``mode`` (fork or inline; ``async``: the async tasks alone) and the given worker
+    ``status`` (``jobs``, ``batch``, ``async_jobs``...), logging as the daemon does by default
+    (JSON lines, level info, to stderr), until TERM; with ``tracing`` true, the OpenTelemetry
+    SDK configured first. ``limits`` (``{task: {"concurrency": N, "rate": "N/PERIOD"}}``) gives
+    tasks fleet-wide limits; a name that is no bench task becomes a no-op task of its own.
 ``enqueue``
     One client that enqueues ``noop`` jobs for ``seconds``: one per call, or ``many`` per
     ``enqueue_many`` call; with ``unique`` ``"new"`` each call with a key of its own (each
     creates a job), with ``"held"`` all with one key (after the first, each returns the job
     that holds it). It connects and warms up, prints ``ready``, starts at the ``go`` line on
     stdin (so concurrent clients overlap exactly), then prints ``{"jobs": N, "seconds": S}``.
+``async_enqueue``
+    The same with ``AsyncMinion.enqueue``, from ``tasks`` concurrent asyncio tasks of one
+    process on one event loop (a connection each).
+``peer``
+    One drain by ``library`` (procrastinate or pgqueuer), as ``bench/peers.py`` says.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -25,9 +31,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bench.tasks import TASKS
-from minion_daemon import Minion, logs
+from bench import peers
+from bench.tasks import ASYNC_TASKS, TASKS
+from minion_daemon import AsyncMinion, Minion, logs
 from minion_daemon.backend import PgBackend
+from minion_daemon.backend.aio import AsyncPgBackend
 
 WARMUP = 20
 
@@ -41,8 +49,12 @@ def worker(dsn: str, options: dict[str, Any]) -> None:
     if options.get("tracing"):
         _configure_tracing()
     minion = _minion(dsn)
+    if options["mode"] == "async":
+        for name, task in ASYNC_TASKS.items():
+            minion.add_task(name, task)
     limits = options.get("limits", {})
-    for name, task in {**dict.fromkeys(limits, TASKS["noop"]), **TASKS}.items():
+    tasks = {**dict.fromkeys(limits, TASKS["noop"]), **TASKS} if options["mode"] != "async" else {}
+    for name, task in tasks.items():
         minion.add_task(name, task, mode=options["mode"], **limits.get(name, {}))
     try:
         minion.worker(**options.get("status", {})).run()
@@ -100,6 +112,33 @@ def enqueue(dsn: str, options: dict[str, Any]) -> None:
     minion.close()
 
 
+def async_enqueue(dsn: str, options: dict[str, Any]) -> None:
+    tasks = int(options["tasks"])
+    asyncio.run(_async_enqueue(dsn, tasks, float(options["seconds"])))
+
+
+async def _async_enqueue(dsn: str, tasks: int, seconds: float) -> None:
+    backend = AsyncPgBackend(dsn, max_size=tasks)
+    async with AsyncMinion(backend) as minion:
+
+        async def enqueue_until(deadline: float) -> int:
+            jobs = 0
+            while time.monotonic() < deadline:
+                await minion.enqueue("noop")
+                jobs += 1
+            return jobs
+
+        await asyncio.gather(*(enqueue_until(time.monotonic() + 1) for _ in range(tasks)))
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        started = time.monotonic()
+        counts = await asyncio.gather(
+            *(enqueue_until(started + seconds) for _ in range(tasks))
+        )
+        elapsed = time.monotonic() - started
+    print(json.dumps({"jobs": sum(counts), "seconds": elapsed}), flush=True)
+
+
 def hooks(dsn: str, options: dict[str, Any]) -> None:
     """CPU microseconds per call of the tracing hooks, in this process, no database: a job's
     span around a task that does nothing (the job's notes carrying a trace context), and what
@@ -148,7 +187,9 @@ def _keys(unique: str | None) -> Iterator[str] | None:
 
 def main() -> None:
     role, dsn, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    {"worker": worker, "enqueue": enqueue, "hooks": hooks}[role](dsn, options)
+    roles = {"worker": worker, "enqueue": enqueue, "async_enqueue": async_enqueue,
+             "peer": peers.drain, "hooks": hooks}
+    roles[role](dsn, options)
 
 
 if __name__ == "__main__":

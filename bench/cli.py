@@ -20,7 +20,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import admin, enqueue, fleet, latency, memory, pgbench, scale, throughput, tracing
+from bench import (
+    admin,
+    coroutines,
+    enqueue,
+    fleet,
+    latency,
+    memory,
+    pgbench,
+    scale,
+    throughput,
+    tracing,
+)
 from bench.context import FULL, QUICK, Context, Progress
 from bench.database import Database, Server
 from bench.processes import ROOT, perl_minion_available, perl_minion_version
@@ -36,6 +47,7 @@ PHASES: dict[str, Callable[[Context], list[Row]]] = {
     "memory": memory.run,
     "scale": scale.run,
     "admin": admin.run,
+    "async": coroutines.run,
     "tracing": tracing.run,
     "fleet": fleet.run,
 }

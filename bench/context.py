@@ -22,6 +22,7 @@ class Sizes:
     processes: tuple[int, ...] = (1, 2, 4)
     jobs_per_process: int = 4
     fork_jobs: int = 2000
+    async_noop_jobs: int = 2000
     inline_jobs: int = 6000
     batched_jobs: int = 40000
     perl_jobs: int = 1000
@@ -45,6 +46,7 @@ QUICK = Sizes(
     enqueue_seconds=2,
     processes=(1, 2),
     fork_jobs=300,
+    async_noop_jobs=500,
     inline_jobs=1000,
     batched_jobs=3000,
     perl_jobs=200,

@@ -100,20 +100,22 @@ def drain(
     jobs: int,
     *,
     label: str,
+    task: str = "noop",
     only_noops: bool = False,
 ) -> Drain:
-    """Time ``workers`` (already started on an emptied ``db``) draining ``jobs`` no-op jobs;
-    stops the workers whatever happens. ``only_noops``: jobs of other tasks may stay behind
-    (the ``fleet`` phase leaves jobs of a saturated task and of a paused queue waiting)."""
+    """Time ``workers`` (already started on an emptied ``db``) draining ``jobs`` jobs of
+    ``task`` (without arguments); stops the workers whatever happens. ``only_noops``: jobs of
+    other tasks may stay behind (the ``fleet`` phase leaves jobs of a saturated task and of a
+    paused queue waiting)."""
     try:
         wait_registered(db, workers)
         before = db.activity()
         cpu = _cpu(workers)
-        enqueue_noops(minion, jobs)
-        wait_drained(ctx, db, workers, jobs, label, task="noop" if only_noops else None)
+        enqueue_noops(minion, jobs, task)
+        wait_drained(ctx, db, workers, jobs, label, task=task if only_noops else None)
         worker_cpu, machine_cpu = (after - first for after, first in zip(_cpu(workers), cpu,
                                                                            strict=True))
-        outcome = db.outcomes("noop")
+        outcome = db.outcomes(task)
         peaks = [memory(worker.pid).get("VmHWM", 0) for worker in workers]
     finally:
         stop_all(workers)

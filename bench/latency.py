@@ -3,7 +3,8 @@
 Jobs of the task ``stamp`` (it returns ``time.time()`` as it starts) are enqueued one at a
 time, each after the worker went idle again; the latency is the task's start minus the
 moment the ``enqueue`` call began, both on this machine's clock. In fork mode it includes the
-fork of the job process. The first few jobs warm the worker up and are not counted.
+fork of the job process; in async mode, the hand-over to the event-loop process. The first
+few jobs warm the worker up and are not counted.
 """
 
 from __future__ import annotations
@@ -55,15 +56,18 @@ def measure(ctx: Context, mode: str) -> tuple[list[float], list[float]]:
     return started, finished
 
 
-#: Each mode's p50 and p99 goals, in ms (fork mode's from issue 14: the fork server).
-TARGETS_MS = {"inline": (5.0, 25.0), "fork": (2.0, 10.0)}
+#: Each mode's p50 and p99 goals, in ms (fork mode's from issue 14: the fork server; async
+#: mode's from issue 15, which sets none for p99).
+TARGETS_MS: dict[str, tuple[float, float | None]] = {
+    "inline": (5.0, 25.0), "fork": (2.0, 10.0), "async": (3.0, None)
+}
 #: Issue 14's goal for fork mode's average from enqueue to the finish recorded, in ms.
 FORK_FINISH_MS = 5.0
 
 
 def run(ctx: Context) -> list[Row]:
     rows = []
-    for mode in ("inline", "fork"):
+    for mode, (p50, p99) in TARGETS_MS.items():
         ctx.progress.say(f"latency: {mode} mode, 1 idle worker, {ctx.sizes.latency_jobs} jobs")
         samples, finishes = measure(ctx, mode)
         cut = percentiles(samples)
@@ -72,10 +76,10 @@ def run(ctx: Context) -> list[Row]:
             **cut, "min": min(samples), "max": max(samples), "count": len(samples)
         }
         name = f"enqueue → start, {mode} mode"
-        p50, p99 = TARGETS_MS[mode]
         rows.append(Row("latency", f"{name}, p50", cut["p50"], "ms", target=at_most(p50)))
         rows.append(Row("latency", f"{name}, p95", cut["p95"], "ms"))
-        rows.append(Row("latency", f"{name}, p99", cut["p99"], "ms", target=at_most(p99)))
+        rows.append(Row("latency", f"{name}, p99", cut["p99"], "ms",
+                        target=None if p99 is None else at_most(p99)))
         average = statistics.fmean(finishes)
         ctx.details[f"latency_{mode}_finish_average_ms"] = average
         rows.append(Row("latency", f"enqueue → finish recorded, {mode} mode, average", average,

@@ -11,6 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from minion_daemon.async_job import AsyncJob
+    from minion_daemon.async_minion import AsyncMinion
     from minion_daemon.backend import Backend, PgBackend
     from minion_daemon.job import Job
     from minion_daemon.minion import Minion
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     __version__: str
 
 _HOMES: Final = {
+    "AsyncJob": "minion_daemon.async_job",
+    "AsyncMinion": "minion_daemon.async_minion",
     "Backend": "minion_daemon.backend",
     "PgBackend": "minion_daemon.backend",
     "Job": "minion_daemon.job",
@@ -49,4 +53,13 @@ def _version() -> str:
     return found
 
 
-__all__ = ["Backend", "Job", "Minion", "PgBackend", "Worker", "__version__"]
+__all__ = [
+    "AsyncJob",
+    "AsyncMinion",
+    "Backend",
+    "Job",
+    "Minion",
+    "PgBackend",
+    "Worker",
+    "__version__",
+]

@@ -110,6 +110,13 @@ def _add_worker_parser(commands: Any) -> None:
         " entry points. INT/TERM stop it after running jobs end; QUIT kills them.",
     )
     option = worker.add_argument
+    option("--async-jobs", type=int, metavar="N", help="concurrent async jobs, default 100")
+    option(
+        "--async-block-grace",
+        type=float,
+        metavar="SECONDS",
+        help="kill the event loop held this long by one coroutine, default 10",
+    )
     option("--batch", type=int, metavar="N", help="inline jobs per claim (batched mode), default 1")
     option("-C", "--command-interval", type=float, metavar="SECONDS", help="default 10")
     option("-D", "--dequeue-timeout", type=float, metavar="SECONDS", help="default 5")
@@ -134,6 +141,8 @@ def _add_worker_parser(commands: Any) -> None:
 
 
 _STATUS_OPTIONS: Final = (
+    "async_jobs",
+    "async_block_grace",
     "command_interval",
     "dequeue_timeout",
     "dispatch_interval",

@@ -175,7 +175,8 @@ class TaskSettings:
     """How the workers run one task; ``retry``, when the config gives any of its keys,
     replaces the policy the task was registered with."""
 
-    mode: Mode = Mode.FORK
+    #: ``None``: the task's own (``async`` for a coroutine, else ``fork``).
+    mode: Mode | None = None
     timeout: float | None = None
     retry: RetryPolicy | None = None
     #: Fleet-wide limits, when the config gives ``concurrency`` or ``rate``; they replace
@@ -202,7 +203,7 @@ def task_settings(value: Any) -> dict[str, TaskSettings]:
             raise _Invalid(f"a mapping with keys of {keys}, got {settings!r}", at=str(task))
         name = str(task)
         parsed[name] = TaskSettings(
-            _task_key(name, settings, "mode", _mode, Mode.FORK),
+            _task_key(name, settings, "mode", _mode),
             _task_key(name, settings, "timeout", seconds(0.001, 1e7)),
             _retry_policy(name, settings) if set(settings) & set(_RETRY_KEYS) else None,
             _task_limit(name, settings) if set(settings) & set(_LIMIT_KEYS) else None,
@@ -325,12 +326,20 @@ class WorkersConfig:
     )
     tasks: dict[str, TaskSettings] = _setting(  # noqa: RUF009 - a default_factory, as above
         {},
-        "per-task mode (fork|inline), timeout, backoff, retry_on, no_retry_on, and fleet-wide"
-        " concurrency (running jobs) and rate (starts per period: 10/s, 100/1m, 5/30s)",
+        "per-task mode (fork|inline|async), timeout, backoff, retry_on, no_retry_on, and"
+        " fleet-wide concurrency (running jobs) and rate (starts per period: 10/s, 100/1m, 5/30s)",
         task_settings,
     )
     batch: int = _setting(
         1, "inline jobs claimed per statement (1: Minion's one job per claim)", integer(1, 1000)
+    )
+    async_jobs: int = _setting(
+        100, "concurrent async jobs per worker process, beside jobs", integer(0, 100_000)
+    )
+    async_block_grace: float = _setting(
+        10,
+        "seconds a coroutine may hold the event loop before its process is killed",
+        seconds(0.1, 3600),
     )
 
 

@@ -36,6 +36,13 @@ class EagerModeError(MinionError):
     """A task asked its job for something only a database provides."""
 
 
+def _no_database() -> EagerModeError:
+    return EagerModeError(
+        "eager mode has no database: a task that notes, finishes or inspects its job, or an"
+        " async def task, needs the minion fixture (docs/testing.md)"
+    )
+
+
 class EagerMinion:
     """Runs each task at enqueue and keeps the jobs' info in memory; the ``minion_eager``
     fixture. Tasks come from ``add_task`` or, with :meth:`load_tasks`, from entry points."""
@@ -47,10 +54,12 @@ class EagerMinion:
     @property
     def backend(self) -> NoReturn:
         """What a job handle reaches the database through: nothing, in eager mode."""
-        raise EagerModeError(
-            "eager mode has no database: a task that notes, finishes or inspects its job"
-            " needs the minion fixture (docs/testing.md)"
-        )
+        raise _no_database()
+
+    def async_client(self) -> NoReturn:
+        """What an async task's handle reaches the database through: nothing either (an
+        ``async def`` task runs in the ``minion`` fixture)."""
+        raise _no_database()
 
     def load_tasks(self, names: Collection[str] | None = None) -> EagerMinion:
         """Register the installed ``minion_daemon.tasks`` entry points (or only ``names``)."""
@@ -62,7 +71,7 @@ class EagerMinion:
         name: str,
         task: Callable[..., object] | type[Job],
         *,
-        mode: str = "fork",
+        mode: str | None = None,
         timeout: float | None = None,
     ) -> EagerMinion:
         """Register ``task(job, *args)`` (or a :class:`Job` subclass) as ``name``; the mode

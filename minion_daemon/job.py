@@ -30,19 +30,23 @@ listeners it attaches run in the job process, as the table says.
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from minion_daemon import tracing
+from minion_daemon.async_job import AsyncJob, is_coroutine_task
 from minion_daemon.events import EventEmitter
 from minion_daemon.options import json_problem, storable_text
 from minion_daemon.outcome import Ending, Handed, Verdict, verdict
 from minion_daemon.output import captured
 
 if TYPE_CHECKING:
+    from minion_daemon.async_minion import AsyncMinion
     from minion_daemon.backend.protocol import JobStore
     from minion_daemon.minion import Minion
     from minion_daemon.model import JobInfo
+    from minion_daemon.tasks import TaskSpec
 
 
 def describe_error(error: BaseException) -> str:
@@ -171,17 +175,18 @@ class Job(EventEmitter):
 
     def execute(self) -> str | None:
         """Run the task in this process; returns the error text, or ``None`` on success, and
-        sets :attr:`final` by the task's retry policy."""
+        sets :attr:`final` by the task's retry policy. A coroutine task (in fork or inline
+        mode) runs on an event loop of its own, with a client of its own."""
         self.final = False
         spec = None
         try:
             # The span sees the task's exception on its way out, and ends with the job.
             with tracing.job_span(self) as span, captured():
                 self.emit("start")
-                spec = self.minion.tasks.get(self.task)
-                if spec is None:
-                    raise LookupError(f'Task "{self.task}" is not registered')
-                if isinstance(spec.target, type):
+                spec = self._spec()
+                if is_coroutine_task(spec.target):
+                    self.result = asyncio.run(self._run_with_own_client(spec))
+                elif isinstance(spec.target, type):
                     self.result = self.run(*self.args)
                 else:
                     self.result = spec.target(self, *self.args)
@@ -189,11 +194,69 @@ class Job(EventEmitter):
                 unstorable = self._unstorable_result()
                 span.fail(unstorable)
         except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
-            # The policy is applied here, where the exception is known: a worker recording
-            # the failure of a job process only sees its text.
-            self.final = spec is not None and not spec.retry.retries(error)
-            return describe_error(error)
+            return self._error_of(error, spec)
         return unstorable
+
+    async def execute_async(self, minion: AsyncMinion) -> str | None:
+        """:meth:`execute` for a coroutine task, on the running loop, its
+        :class:`~minion_daemon.async_job.AsyncJob` over ``minion``. A cancellation (a
+        timeout, a kill) goes through to the caller."""
+        self.final = False
+        spec = None
+        try:
+            with tracing.job_span(self) as span:
+                self.emit("start")
+                spec = self._spec()
+                self.result = await self._run_coroutine(spec, minion)
+                self.emit("finish")
+                unstorable = self._unstorable_result()
+                span.fail(unstorable)
+        except Exception as error:  # noqa: BLE001 - any failure of the task is the job's result
+            return self._error_of(error, spec)
+        return unstorable
+
+    def _spec(self) -> TaskSpec:
+        spec = self.minion.tasks.get(self.task)
+        if spec is None:
+            raise LookupError(f'Task "{self.task}" is not registered')
+        return spec
+
+    def _error_of(self, error: Exception, spec: TaskSpec | None) -> str:
+        """The job's error text for ``error``; sets :attr:`final` by the task's policy, applied
+        here where the exception is known (a worker recording a job process's failure only
+        sees its text)."""
+        self.final = spec is not None and not spec.retry.retries(error)
+        return describe_error(error)
+
+    async def _run_with_own_client(self, spec: TaskSpec) -> Any:
+        minion = self.minion.async_client()
+        try:
+            return await self._run_coroutine(spec, minion)
+        finally:
+            await minion.close()
+
+    async def _run_coroutine(self, spec: TaskSpec, minion: AsyncMinion) -> Any:
+        """Await the coroutine task of ``spec`` with an async handle on this job; what the
+        handle recorded becomes this job's :attr:`outcome`."""
+        target = spec.target
+        is_class = isinstance(target, type) and issubclass(target, AsyncJob)
+        handle_class = target if is_class else AsyncJob
+        handle = handle_class(
+            minion,
+            self.id,
+            self.args,
+            self.retries,
+            self.task,
+            queue=self.queue,
+            backoff=spec.retry.backoff,
+        )
+        try:
+            if is_class:
+                return await handle.run(*self.args)
+            return await target(handle, *self.args)
+        finally:
+            if handle.outcome is not None:
+                self.outcome, self.failure = handle.outcome, handle.failure
 
     def _unstorable_result(self) -> str | None:
         """The failure of a task whose result cannot be stored, caught here so that the job

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from minion_daemon import tracing
+from minion_daemon.async_minion import AsyncMinion
 from minion_daemon.backend import Backend, PgBackend
+from minion_daemon.backend.aio import AsyncPgBackend
 from minion_daemon.events import EventEmitter
 from minion_daemon.iterators import Listing
 from minion_daemon.job import Job
@@ -88,6 +90,15 @@ class Minion(EventEmitter):
     def close(self) -> None:
         self.backend.close()
 
+    def async_client(self) -> AsyncMinion:
+        """An :class:`~minion_daemon.async_minion.AsyncMinion` on this Minion's database (its
+        connection settings and backoff), for coroutine tasks; its connections open on first
+        use, in the loop that uses them."""
+        if not isinstance(self.backend, PgBackend):
+            raise TypeError(f"async tasks need a PgBackend, this Minion has {self.backend!r}")
+        backend = self.backend
+        return AsyncMinion(AsyncPgBackend(backend.settings, backoff=backend.backoff))
+
     # Tasks
 
     def add_task(
@@ -95,7 +106,7 @@ class Minion(EventEmitter):
         name: str,
         task: Callable[..., object] | type[Job],
         *,
-        mode: str = "fork",
+        mode: str | None = None,
         timeout: float | None = None,
         backoff: Backoff | None = None,
         retry_on: Iterable[str | type[BaseException]] | None = None,
@@ -104,6 +115,10 @@ class Minion(EventEmitter):
         rate: Rate | str | None = None,
     ) -> Minion:
         """Register ``task(job, *args)`` (or a :class:`Job` subclass) under ``name``.
+
+        ``mode`` defaults to ``async`` for an ``async def`` task (or an
+        :class:`~minion_daemon.async_job.AsyncJob` subclass), whose ``job`` is then an
+        ``AsyncJob``, and to ``fork`` for any other.
 
         ``backoff(retries)`` gives the seconds before its failed jobs retry (default: this
         Minion's :attr:`backoff`; :class:`~minion_daemon.retry.Exponential` is one); an
@@ -125,7 +140,7 @@ class Minion(EventEmitter):
         self,
         name: str | None = None,
         *,
-        mode: str = "fork",
+        mode: str | None = None,
         timeout: float | None = None,
         backoff: Backoff | None = None,
         retry_on: Iterable[str | type[BaseException]] | None = None,

@@ -15,12 +15,15 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 
 class Mode(enum.StrEnum):
-    """How a worker runs a task's jobs: each in a process of its own (``fork``, the default)
-    or in the worker's own process (``inline``, one after another; batched with
-    ``workers.batch``). A string enum, so config values and ``mode="inline"`` compare equal."""
+    """How a worker runs a task's jobs: each in a process of its own (``fork``, the default),
+    in the worker's own process (``inline``, one after another; batched with
+    ``workers.batch``), or as coroutines on the event loop of a process of the worker's own
+    (``async``, the default of ``async def`` tasks). A string enum, so config values and
+    ``mode="inline"`` compare equal."""
 
     FORK = "fork"
     INLINE = "inline"
+    ASYNC = "async"
 
     @classmethod
     def parse(cls, value: object, where: str) -> Mode:

@@ -14,6 +14,8 @@ from psycopg.conninfo import make_conninfo
 #: A psycopg 3 connection of the caller's (any row factory): ``enqueue(..., conn=...)`` runs on
 #: it and leaves the commit to its owner.
 CallerConnection: TypeAlias = psycopg.Connection[Any]
+#: The same for :class:`~minion_daemon.aio.minion.AsyncMinion`: a psycopg 3 async connection.
+AsyncCallerConnection: TypeAlias = psycopg.AsyncConnection[Any]
 
 
 def conninfo(params: Mapping[str, object]) -> str:

@@ -14,7 +14,8 @@ statistics, which autovacuum renews after about a tenth of ``minion_jobs`` has c
 
 from __future__ import annotations
 
-from typing import Final, LiteralString
+from collections.abc import Mapping
+from typing import Any, Final, LiteralString
 
 from minion_daemon.backend import sql
 from minion_daemon.backend.connections import Connection
@@ -58,4 +59,9 @@ def planner_rows(conn: Connection, explain: LiteralString, params: Params) -> in
     """
     row = conn.execute(explain, params, prepare=False).fetchone()
     assert row is not None, "EXPLAIN returns the plan"
+    return plan_rows(row)
+
+
+def plan_rows(row: Mapping[str, Any]) -> int:
+    """The row estimate of the plan an ``EXPLAIN (FORMAT JSON)`` returned as ``row``."""
     return round(float(row["QUERY PLAN"][0]["Plan"]["Plan Rows"]))

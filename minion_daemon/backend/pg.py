@@ -9,7 +9,6 @@ that listens before it claims, and a ``repair`` that reports what it did.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import select
 import socket
@@ -19,14 +18,13 @@ from typing import Any, Final, Literal, cast
 import psycopg
 from psycopg.types.json import Jsonb
 
-from minion_daemon.backend import estimates, sql
+from minion_daemon.backend import estimates, sql, statements
 from minion_daemon.backend.caller import CallerConnection
 from minion_daemon.backend.connections import Connection, ConnectionSettings, disown
 from minion_daemon.backend.executor import INHERITED, PgExecutor
 from minion_daemon.backend.fleet import LISTEN_QUEUES, QUEUES_CHANNEL, FleetOperations
 from minion_daemon.backend.limits import LimitOperations
 from minion_daemon.backend.observe import ObserveOperations
-from minion_daemon.backend.params import enqueue_params, job_fields, retry_params
 from minion_daemon.backend.schedules import ScheduleOperations
 from minion_daemon.backend.settings import PostgresSettings
 from minion_daemon.backend.unique import UniqueOperations
@@ -49,29 +47,18 @@ from minion_daemon.model import (
     WorkerList,
 )
 from minion_daemon.options import (
-    INT_MAX,
-    MAX_SECONDS,
     Options,
-    check_args,
     check_bool,
     check_id,
-    check_ids,
     check_int,
-    check_json,
     check_keys,
     check_notes,
-    check_page,
     check_seconds,
-    check_text,
     parse_dequeue,
-    parse_enqueue,
-    parse_filter,
-    parse_retry,
 )
 
 log = logging.getLogger("minion_daemon.backend")
 
-_JOB_FILTERS = frozenset(("before", "ids", "notes", "queues", "states", "tasks"))
 _WORKER_FILTERS = frozenset(("before", "ids"))
 _LOCK_FILTERS = frozenset(("names",))
 
@@ -213,11 +200,8 @@ class PgBackend(
         self, command: str, args: Sequence[Any] | None = None, ids: Sequence[int] | None = None
     ) -> bool:
         """Append ``[command, *args]`` to the inbox of the given workers (all when no ids)."""
-        check_text("broadcast: command", command)
-        message = [[command, *check_args("broadcast: args", args)]]
-        targets = [] if ids is None else check_ids("broadcast: ids", ids)
-        params = {"message": Jsonb(message), "ids": targets}
-        return self.rowcount("broadcast", sql.BROADCAST, params) > 0
+        statement = statements.broadcast(command, args, ids)
+        return self.rowcount("broadcast", statement.query, statement.params) > 0
 
     def receive(self, worker_id: int) -> list[list[Any]]:
         """Take every command waiting in the worker's inbox, leaving it empty."""
@@ -301,7 +285,7 @@ class PgBackend(
         _, opts = parse_dequeue(op, 0, options)
         settled = []
         for job_id, retries, result, pid in finished:
-            checked = _result_params(op, "finished", job_id, retries, result)
+            checked = statements.result(op, "finished", job_id, retries, result).params
             settled.append(
                 {"id": checked["id"], "retries": checked["retries"], "result": result, "pid": pid}
             )
@@ -429,14 +413,12 @@ class PgBackend(
         seconds ago, the id returned is that job's and nothing is inserted (see
         :mod:`.unique`). It needs our own tables at version 2: :class:`SchemaError` otherwise.
         """
-        opts = parse_enqueue("enqueue", task, args, options)
-        checked = check_args("enqueue: args", args)
-        if opts.unique is not None:
-            return self.enqueue_unique(task, checked, opts, conn)
-        params = enqueue_params(task, checked, opts)
+        statement = statements.enqueue(task, args, options)
+        if statement.unique:
+            return self.enqueue_unique(statement.params, conn)
         if conn is None:
-            return int(self.scalar("enqueue", sql.ENQUEUE, params))
-        return self.ids_on_caller_connection("enqueue", conn, sql.ENQUEUE, params)[0]
+            return int(self.scalar("enqueue", statement.query, statement.params))
+        return self.ids_on_caller_connection("enqueue", conn, statement.query, statement.params)[0]
 
     def enqueue_many(
         self,
@@ -450,33 +432,23 @@ class PgBackend(
         same way. Either every job is inserted or none is. A job whose ``unique`` key is held
         (by an existing job or by an earlier one of the batch) gets the holder's id.
         """
-        if not isinstance(jobs, Sequence) or isinstance(jobs, str | bytes):
-            expected = "a list of (task, args, options)"
-            raise TypeError(f"enqueue_many: jobs must be {expected}, got {jobs!r:.60}")
-        batch = []
-        for index, job in enumerate(jobs):
-            op = f"enqueue_many: jobs[{index}]"
-            if not isinstance(job, tuple | list) or len(job) != 3:
-                raise ValueError(f"{op} must be a (task, args, options) tuple, got {job!r:.60}")
-            task, args, options = job
-            opts = parse_enqueue(op, task, args, options)
-            batch.append(job_fields(task, check_args(op, args), opts))
-        if not batch:
+        statement = statements.enqueue_many(jobs)
+        if statement is None:
             return []
-        if any("unique" in job for job in batch):
-            return self.enqueue_unique_many(batch, conn)
-        params = {"jobs": Jsonb(batch)}
+        if statement.unique:
+            return self.enqueue_unique_many(statement.params, conn)
+        query, params = statement.query, statement.params
         if conn is None:
-            ids = [int(row["id"]) for row in self.rows("enqueue_many", sql.ENQUEUE_MANY, params)]
+            ids = [int(row["id"]) for row in self.rows("enqueue_many", query, params)]
         else:
-            ids = self.ids_on_caller_connection("enqueue_many", conn, sql.ENQUEUE_MANY, params)
+            ids = self.ids_on_caller_connection("enqueue_many", conn, query, params)
         # Ids come from the sequence in insertion order, which is the order given.
         return sorted(ids)
 
     def finish_job(self, job_id: int, retries: int, result: Any = None) -> bool:
         """Mark an active job finished with ``result``; false if (id, retries) is not active."""
-        params = _result_params("finish_job", "finished", job_id, retries, result)
-        return self.rowcount("finish_job", sql.UPDATE_RESULT, params) > 0
+        statement = statements.result("finish_job", "finished", job_id, retries, result)
+        return self.rowcount("finish_job", statement.query, statement.params) > 0
 
     def fail_job(self, job_id: int, retries: int, result: Any = None) -> bool:
         """Mark an active job failed with ``result``, retrying it after ``backoff`` if attempts
@@ -500,32 +472,19 @@ class PgBackend(
         remained, ``"failed"`` when none did (or ``retry`` is false: a failure that is final
         whatever the attempts), ``None`` when (id, retries) is not active. ``backoff`` (the
         task's own) replaces :attr:`backoff` for this retry."""
-        params = _result_params("fail_job", "failed", job_id, retries, result)
+        failure = statements.result("fail_job", "failed", job_id, retries, result)
         delay = None
         if retry:
-            delay = self._backoff_delay(retries, self.backoff if backoff is None else backoff)
+            delay = statements.backoff_delay(retries, self.backoff if backoff is None else backoff)
         with self.connection("fail_job") as conn, conn.transaction():
-            row = conn.execute(sql.UPDATE_RESULT, params).fetchone()
+            row = conn.execute(failure.query, failure.params).fetchone()
             if row is None:
                 return None
-            if row["attempts"] <= 1 or delay is None:
+            again = statements.retry_after_failure(job_id, retries, row["attempts"], delay)
+            if again is None:
                 return "failed"
-            again = {"attempts": row["attempts"] - 1, "delay": delay}
-            options = parse_retry("fail_job", again)
-            conn.execute(sql.RETRY_JOB, retry_params(job_id, retries, options))
+            conn.execute(again.query, again.params)
         return "retried"
-
-    def _backoff_delay(self, retries: int, backoff: Backoff) -> float:
-        """``backoff(retries)`` within what an interval can hold.
-
-        Jobs that retry themselves to run periodically reach hundreds of retries, where
-        ``retries ** 4`` passes 68 years; such a delay means "not in this lifetime" either way,
-        and failing the job must never break on it.
-        """
-        delay = backoff(retries)
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or math.isnan(delay):
-            raise TypeError(f"backoff({retries}) must return a number of seconds, got {delay!r}")
-        return min(max(float(delay), 0.0), MAX_SECONDS)
 
     def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool:
         """Make the job inactive again, in any state, fenced by ``retries``.
@@ -533,23 +492,18 @@ class PgBackend(
         Options: ``attempts``, ``delay``, ``expire``, ``lax``, ``parents``, ``priority``,
         ``queue``; an absent option keeps the job's current value.
         """
-        opts = parse_retry("retry_job", options)
-        job = check_id("retry_job: id", job_id)
-        count = check_int("retry_job: retries", retries, 0, INT_MAX)
-        return self.rowcount("retry_job", sql.RETRY_JOB, retry_params(job, count, opts)) > 0
+        statement = statements.retry_job(job_id, retries, options)
+        return self.rowcount("retry_job", statement.query, statement.params) > 0
 
     def remove_job(self, job_id: int) -> bool:
         """Delete an inactive, failed or finished job (never an active one)."""
-        params = {"id": check_id("remove_job: id", job_id)}
-        return self.rowcount("remove_job", sql.REMOVE_JOB, params) > 0
+        statement = statements.remove_job(job_id)
+        return self.rowcount("remove_job", statement.query, statement.params) > 0
 
     def note(self, job_id: int, merge: Mapping[str, Any]) -> bool:
         """Merge ``merge`` into the job's notes; a ``None`` value removes that key."""
-        params = {
-            "id": check_id("note: id", job_id),
-            "merge": Jsonb(check_notes("note: merge", merge)),
-        }
-        return self.rowcount("note", sql.NOTE, params) > 0
+        statement = statements.note(job_id, merge)
+        return self.rowcount("note", statement.query, statement.params) > 0
 
     def list_jobs(self, offset: int, limit: int, options: Options = None) -> JobList:
         """A page of jobs, newest first, and the ``total`` matching the filters.
@@ -561,7 +515,7 @@ class PgBackend(
         for an offset past the end, where Perl reports 0 (an artefact of reading it from the
         first row).
         """
-        params = self._page_params("list_jobs", offset, limit, options, _JOB_FILTERS)
+        params = statements.page_params("list_jobs", offset, limit, options, statements.JOB_FILTERS)
         params["count_limit"] = estimates.count_limit()
         with self.snapshot("list_jobs") as conn:
             jobs, counted = self.page_on(conn, (sql.LIST_JOBS, sql.COUNT_JOBS), params)
@@ -660,7 +614,7 @@ class PgBackend(
 
     def list_workers(self, offset: int, limit: int, options: Options = None) -> WorkerList:
         """A page of workers, newest first, with the ids of their active jobs."""
-        params = self._page_params("list_workers", offset, limit, options, _WORKER_FILTERS)
+        params = statements.page_params("list_workers", offset, limit, options, _WORKER_FILTERS)
         workers, total = self.page("list_workers", (sql.LIST_WORKERS, sql.COUNT_WORKERS), params)
         return {"workers": cast("list[WorkerInfo]", workers), "total": total}
 
@@ -671,42 +625,16 @@ class PgBackend(
 
         A duration of 0 or less only checks whether the lock could be taken.
         """
-        opts = check_keys("lock", options, frozenset(("limit",)))
-        limit = opts.get("limit")
-        params = {
-            "name": check_text("lock: name", name, empty=True),
-            "duration": check_int("lock: duration", duration, -INT_MAX, INT_MAX),
-            "limit": 1 if limit is None else check_int("lock: option 'limit'", limit, 1, INT_MAX),
-        }
-        return bool(self.scalar("lock", sql.LOCK, params))
+        statement = statements.lock(name, duration, options)
+        return bool(self.scalar("lock", statement.query, statement.params))
 
     def unlock(self, name: str) -> bool:
         """Release the holder of ``name`` that expires first."""
-        params = {"name": check_text("unlock: name", name, empty=True)}
-        return self.rowcount("unlock", sql.UNLOCK, params) > 0
+        statement = statements.unlock(name)
+        return self.rowcount("unlock", statement.query, statement.params) > 0
 
     def list_locks(self, offset: int, limit: int, options: Options = None) -> LockList:
         """A page of unexpired locks, newest first. Filter: ``names``."""
-        params = self._page_params("list_locks", offset, limit, options, _LOCK_FILTERS)
+        params = statements.page_params("list_locks", offset, limit, options, _LOCK_FILTERS)
         locks, total = self.page("list_locks", (sql.LIST_LOCKS, sql.COUNT_LOCKS), params)
         return {"locks": cast("list[LockInfo]", locks), "total": total}
-
-    # Helpers
-
-    @staticmethod
-    def _page_params(
-        op: str, offset: int, limit: int, options: Options, allowed: frozenset[str]
-    ) -> dict[str, Any]:
-        start, size = check_page(op, offset, limit)
-        return parse_filter(op, options, allowed) | {"offset": start, "limit": size}
-
-
-def _result_params(op: str, state: str, job_id: int, retries: int, result: Any) -> dict[str, Any]:
-    params = {
-        "id": check_id(f"{op}: id", job_id),
-        "retries": check_int(f"{op}: retries", retries, 0, INT_MAX),
-        "state": state,
-        "result": Jsonb(result),
-    }
-    check_json(f"{op}: result", result)
-    return params

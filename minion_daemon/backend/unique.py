@@ -15,16 +15,11 @@ caller's transaction alike; concurrent enqueuers of one key queue up on its row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Final
-
-from psycopg.types.json import Jsonb
 
 from minion_daemon.backend.caller import CallerConnection
 from minion_daemon.backend.executor import PgExecutor
-from minion_daemon.backend.params import enqueue_params
 from minion_daemon.backend.sql import JOB_COLUMNS, JOB_VALUES, JOB_VALUES_FROM_JSON
-from minion_daemon.options import JobOptions
 
 #: The version of our own tables (mojo_migrations ``minion_daemon``) that has the keys.
 UNIQUE_JOBS_VERSION: Final = 2
@@ -136,28 +131,21 @@ FORGET_ALL_KEYS: Final = "TRUNCATE minion_daemon_unique_jobs"
 class UniqueOperations(PgExecutor):
     """Enqueue jobs with keys; forget keys on repair and reset."""
 
-    def enqueue_unique(
-        self,
-        task: str,
-        args: Sequence[Any],
-        options: JobOptions,
-        conn: CallerConnection | None,
-    ) -> int:
-        """Insert the job unless its ``options.unique`` key is held (on ``conn`` when given);
-        the id of the job holding the key, the new one's if it was inserted."""
+    def enqueue_unique(self, params: dict[str, Any], conn: CallerConnection | None) -> int:
+        """Insert the job of ``params`` (``ENQUEUE_UNIQUE``'s) unless its key is held (on
+        ``conn`` when given); the id of the job holding the key, the new one's if inserted."""
         self.require_own_tables("enqueue", "unique jobs", UNIQUE_JOBS_VERSION)
-        params = enqueue_params(task, args, options)
         if conn is not None:
             return self.ids_on_caller_connection("enqueue", conn, ENQUEUE_UNIQUE, params)[0]
         return int(self.rows("enqueue", ENQUEUE_UNIQUE, params, prepare=True)[0]["id"])
 
     def enqueue_unique_many(
-        self, batch: Sequence[dict[str, Any]], conn: CallerConnection | None
+        self, params: dict[str, Any], conn: CallerConnection | None
     ) -> list[int]:
-        """:meth:`enqueue_unique` for ``batch`` (``params.job_fields``, some with ``unique``):
-        every job's id, or its key's holder, in the order given."""
+        """:meth:`enqueue_unique` for the batch of ``ENQUEUE_UNIQUE_MANY``'s ``params`` (jobs
+        as ``params.job_fields`` writes them, some with ``unique``): every job's id, or its
+        key's holder, in the order given."""
         self.require_own_tables("enqueue_many", "unique jobs", UNIQUE_JOBS_VERSION)
-        params = {"jobs": Jsonb(list(batch))}
         if conn is not None:
             return self.ids_on_caller_connection("enqueue_many", conn, ENQUEUE_UNIQUE_MANY, params)
         return [int(row["id"]) for row in self.rows("enqueue_many", ENQUEUE_UNIQUE_MANY, params)]

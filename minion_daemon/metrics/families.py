@@ -24,6 +24,8 @@ DURATION_BUCKETS: Final = (
 LATENCY_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600,
 )
+#: Lags of an event loop, from the least reported (0.1 s) to a loop held until it was killed.
+LAG_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 JOB_LABELS: Final = ("task", "queue")
 
 
@@ -73,6 +75,11 @@ class WorkerMetrics:
             "Claimed jobs that went back to waiting, over their task's fleet-wide limit",
             [*JOB_LABELS, "limit"],
         )
+        self.loop_lag = Histogram(
+            "minion_event_loop_lag_seconds",
+            "How late the event loop of async jobs ran, each time it was 0.1 s late or more",
+            buckets=LAG_BUCKETS,
+        )
         self.listening = Gauge(
             "minion_worker_listen_healthy",
             "1 when every worker's LISTEN connection is up",
@@ -87,6 +94,7 @@ class WorkerMetrics:
         worker.on("recovered", lambda *_: self.reconnects.inc())
         worker.on("turn", self._turned)
         worker.on("deferred", self._deferred)
+        worker.on("loop_lag", lambda _, seconds: self.loop_lag.observe(seconds))
 
     def _started(self, _: Worker, job: Job) -> None:
         labels = _labels(job)

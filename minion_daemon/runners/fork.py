@@ -74,6 +74,12 @@ class ForkRunner:
         if self._server is None:
             self._server = ForkServer.start(self.minion, self._announce)
 
+    def server(self) -> ForkServer:
+        """The fork server, started if it was not (the event-loop process forks from it)."""
+        self.start()
+        assert self._server is not None
+        return self._server
+
     def launch(self, jobs: Collection[Job]) -> None:
         self.start()
         assert self._server is not None

@@ -14,9 +14,11 @@ gone fails its fork-mode jobs as killed and stops (the supervisor starts another
 
 The protocol, over a stream socketpair: each message is a 4-byte length and a JSON array.
 Worker to server: ``["launch", id, retries, task, queue, args, log_fields, worker_id,
-trace_context]`` and ``["signal", id, signum]``. Server to worker: ``["started", id, pid]``
-carrying two descriptors (the job's output pipe and its handover pipe, both read ends) and
-``["ended", id, wait_status]``, which always follows the job's ``started``.
+trace_context]``, ``["signal", id, signum]`` and ``["event_loop", address, log_fields]`` (fork
+the worker's event-loop process, which connects to the worker at that Unix socket address:
+``runners.event_loop``). Server to worker: ``["started", id, pid]`` carrying two descriptors
+(the job's output pipe and its handover pipe, both read ends) and ``["ended", id,
+wait_status]``, which always follows the job's ``started``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from minion_daemon import logs, proc, tracing
 from minion_daemon.errors import DatabaseUnavailableError
 from minion_daemon.options import check_json
 from minion_daemon.output import pipe, send_to
+from minion_daemon.runners import event_loop
 
 if TYPE_CHECKING:
     from minion_daemon.job import Job
@@ -138,6 +141,10 @@ class ForkServer:
 
     def signal(self, job_id: int, signum: int) -> None:
         self.channel.sendall(frame(["signal", job_id, signum]))
+
+    def start_event_loop(self, address: str) -> None:
+        """Have the server fork the event-loop process, which connects to ``address``."""
+        self.channel.sendall(frame(["event_loop", address, logs.current_fields()]))
 
     def receive(self) -> list[list[Any]] | None:
         """The messages that arrived (never waits); ``None`` once the server is gone."""
@@ -272,6 +279,8 @@ class _Server:
                     self._launch(message)
                 elif message[0] == "signal":
                     self._signal(*message[1:])
+                elif message[0] == "event_loop":
+                    self._start_event_loop(*message[1:])
 
     def _reap(self) -> None:
         while True:
@@ -302,6 +311,20 @@ class _Server:
             proc.kill(pid, signum)
         else:
             proc.kill_group(pid, signum)
+
+    def _start_event_loop(self, address: str, fields: dict[str, Any]) -> None:
+        """Fork the worker's event-loop process (``runners.event_loop``); it is reaped
+        unreported, its worker seeing its connection close."""
+        spare = self.spare
+        spares = () if spare is None else (spare.job_pipe, spare.output, spare.handover)
+        inherited = (self.channel.fileno(), *self.wakeup, *spares)
+        with logs.bound(**fields):
+            proc.fork(
+                lambda: event_loop.serve(self.minion, address, inherited),
+                job=False,
+                parent_death=signal.SIGKILL,
+                ignored=_LEFT_TO_THE_WORKER,
+            )
 
     def _fork_spare(self) -> _Spare:
         job_read, job_write = os.pipe()

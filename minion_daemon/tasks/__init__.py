@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from minion_daemon.async_job import AsyncJob, is_coroutine_task
 from minion_daemon.errors import MinionError
 from minion_daemon.job import Job
 from minion_daemon.limits import UNLIMITED, Rate, TaskLimit
@@ -48,10 +49,22 @@ class TaskSpec:
     def __post_init__(self) -> None:
         check_text("task name", self.name)
         if not callable(self.target) or (
-            isinstance(self.target, type) and not issubclass(self.target, Job)
+            isinstance(self.target, type) and not issubclass(self.target, Job | AsyncJob)
         ):
             raise TypeError(
-                f"task {self.name!r} must be a function or a Job subclass, got {self.target!r}"
+                f"task {self.name!r} must be a function or a Job subclass (or an AsyncJob"
+                f" one), got {self.target!r}"
+            )
+        target = self.target
+        if (
+            isinstance(target, type)
+            and issubclass(target, Job)
+            and inspect.iscoroutinefunction(target.run)
+        ):
+            raise TypeError(
+                f"task {self.name!r}: {target.__qualname__} has an async run, so its"
+                " database methods must be awaitable too: subclass"
+                " minion_daemon.AsyncJob instead of Job"
             )
         Mode.parse(self.mode, f"task {self.name!r}")
         if self.timeout is not None and (
@@ -103,14 +116,15 @@ class TaskRegistry:
         target: Callable[..., Any] | type,
         *,
         source: str,
-        mode: Mode | str = Mode.FORK,
+        mode: Mode | str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy = MINION_RETRY,
         limit: TaskLimit = UNLIMITED,
     ) -> None:
-        """Register one task; raises :class:`TaskConflictError` if the name is taken."""
-        mode = Mode.parse(mode, f"task {name!r}")
-        self.add_many([TaskSpec(name, target, source, mode, timeout, retry, limit)])
+        """Register one task, in ``mode`` (default: :func:`default_mode`); raises
+        :class:`TaskConflictError` if the name is taken."""
+        chosen = default_mode(target) if mode is None else Mode.parse(mode, f"task {name!r}")
+        self.add_many([TaskSpec(name, target, source, chosen, timeout, retry, limit)])
 
     def add_many(self, specs: Iterable[TaskSpec]) -> None:
         """Register every spec, or none when any of them conflicts."""
@@ -127,17 +141,18 @@ class TaskRegistry:
         self,
         name: str,
         *,
-        mode: Mode,
+        mode: Mode | None,
         timeout: float | None,
         retry: RetryPolicy | None = None,
         limit: TaskLimit | None = None,
     ) -> bool:
-        """Change how a registered task runs (the config's per-task settings; ``retry`` and
-        ``limit`` replace the registered ones when given); false if the task is not
+        """Change how a registered task runs (the config's per-task settings; ``mode``,
+        ``retry`` and ``limit`` replace the registered ones when given); false if the task is not
         registered."""
         spec = self._specs.get(name)
         if spec is None:
             return False
+        mode = spec.mode if mode is None else mode
         retry = spec.retry if retry is None else retry
         limit = spec.limit if limit is None else limit
         self._specs[name] = dataclasses.replace(
@@ -149,7 +164,7 @@ class TaskRegistry:
         self,
         name: str | None = None,
         *,
-        mode: Mode | str = Mode.FORK,
+        mode: Mode | str | None = None,
         timeout: float | None = None,
         backoff: Backoff | None = None,
         retry_on: Iterable[str | type[BaseException]] | None = None,
@@ -179,6 +194,11 @@ class TaskRegistry:
             return function
 
         return register
+
+
+def default_mode(target: Callable[..., Any] | type) -> Mode:
+    """The mode of a task registered without one: ``async`` for a coroutine, else ``fork``."""
+    return Mode.ASYNC if is_coroutine_task(target) else Mode.FORK
 
 
 def _conflict(known: TaskSpec, new: TaskSpec) -> str:

@@ -12,7 +12,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
-from minion_daemon.tasks import TaskConflictError, TaskLoadError, TaskRegistry, TaskSpec
+from minion_daemon.tasks import (
+    TaskConflictError,
+    TaskLoadError,
+    TaskRegistry,
+    TaskSpec,
+    default_mode,
+)
 
 ENTRY_POINT_GROUP: Final = "minion_daemon.tasks"
 
@@ -72,7 +78,7 @@ def load(task: EntryPointTask) -> TaskSpec:
     except (Exception, SystemExit) as error:  # a module calling sys.exit() at import too
         raise TaskLoadError(f"cannot load {task}: {type(error).__name__}: {error}") from error
     try:
-        return TaskSpec(task.name, target, str(task))
+        return TaskSpec(task.name, target, str(task), default_mode(target))
     except (TypeError, ValueError) as error:
         raise TaskLoadError(f"cannot load {task}: {error}") from error
 

@@ -31,10 +31,12 @@ from minion_daemon.job import Job
 from minion_daemon.model import Mode
 from minion_daemon.outcome import verdict
 from minion_daemon.runners import Ended, Runner
+from minion_daemon.runners.asyncio_runner import AsyncRunner
 from minion_daemon.runners.fork import ForkRunner, ForkServerGoneError
 from minion_daemon.runners.inline import InlineRunner
 from minion_daemon.worker.limits import FleetLimits
 from minion_daemon.worker.settings import WorkerSettings
+from minion_daemon.worker.slots import opening
 
 if TYPE_CHECKING:
     from minion_daemon.minion import Minion
@@ -81,7 +83,8 @@ class Worker(EventEmitter):
     for a job, backs off from the database, waits on a statement, runs an inline job; the
     supervisor's liveness signal; its listeners run in a signal handler, so they only record),
     ``done`` (:class:`~minion_daemon.runners.Ended`: after its outcome was recorded),
-    ``outage`` (error: a pass failed for want of the database), ``recovered`` (the first
+    ``outage`` (error: a pass failed for want of the database), ``loop_lag`` (seconds: the
+    event loop of async jobs ran late, or was held by a coroutine), ``recovered`` (the first
     good pass after an outage),
     ``deferred`` (the claimed job's row, the limit: ``concurrency`` or ``rate``: it went back
     to waiting, over its task's fleet-wide limit) and
@@ -107,7 +110,16 @@ class Worker(EventEmitter):
         }
         self.inline = InlineRunner()
         self.fork = ForkRunner(minion, lambda job: self.emit("dequeue", job))
-        self._runners: dict[Mode, Runner] = {Mode.FORK: self.fork, Mode.INLINE: self.inline}
+        self.aio = AsyncRunner(
+            self.fork.server,
+            block_grace=self.settings.async_block_grace,
+            lagged=lambda seconds: self.emit("loop_lag", seconds),
+        )
+        self._runners: dict[Mode, Runner] = {
+            Mode.FORK: self.fork,
+            Mode.INLINE: self.inline,
+            Mode.ASYNC: self.aio,
+        }
         self.fleet_limits = FleetLimits(
             minion.backend, minion.tasks, lambda job, limit: self.emit("deferred", job, limit)
         )
@@ -124,6 +136,8 @@ class Worker(EventEmitter):
         self._drained_until: float | None = None
         #: Whether the last claim of a worker with batched and other tasks was a batch.
         self._batch_turn = False
+        #: Whether the next claim is the spare slot's turn, after one of async jobs.
+        self._spare_turn = False
         #: Jobs of batches not recorded yet: their own success lines are logged at debug only.
         self._quiet: set[int] = set()
         self._finished = False
@@ -269,8 +283,9 @@ class Worker(EventEmitter):
         """Work until INT or TERM (after running jobs end) or QUIT (killing them)."""
         interval = self.settings.repair_interval
         self._repair_every = interval - random.uniform(0, interval / 2) if interval else 0.0
-        # First, before the pool, any thread or connection: the process jobs fork from.
-        if any(spec.mode == Mode.FORK for spec in self.minion.tasks.specs()):
+        # First, before the pool, any thread or connection: the process jobs (and the event
+        # loop) fork from.
+        if any(spec.mode in (Mode.FORK, Mode.ASYNC) for spec in self.minion.tasks.specs()):
             self.fork.start()
         if not self.minion.backend.can_listen:
             log.info(
@@ -446,7 +461,8 @@ class Worker(EventEmitter):
         if claim is not None and complete and found < limit:
             self._drained_until = time.monotonic() + self.settings.dequeue_timeout
         short = not found or (complete and found < limit)
-        if claim is not None and short and not self._settle:
+        # After a claim of async jobs, the spare slot's claim comes next, without a wait.
+        if claim is not None and short and not self._settle and not self._spare_turn:
             self.emit("wait")
             self._wait(self._pause(self.settings.dequeue_timeout), listen=listening)
 
@@ -462,19 +478,29 @@ class Worker(EventEmitter):
         worker that alternates batches with other jobs); ``None`` when no job can be taken
         (stopping, at capacity, every task at its limit)."""
         settings = self.settings
-        if self._finished or len(self.running) >= settings.jobs + settings.spare:
+        if self._finished:
             return None
         active = [job.task for job in self.running.values()]
         desired = desired_tasks(settings.limits, self.minion.tasks.ordered_names(), active)
-        tasks = self.fleet_limits.open_tasks(desired)
-        if not tasks:
+        open_tasks = self.fleet_limits.open_tasks(desired)
+        free = opening(
+            open_tasks,
+            self._mode_of,
+            [self._mode_of(task) for task in active],
+            jobs=settings.jobs,
+            spare=settings.spare,
+            async_jobs=settings.async_jobs,
+            spare_turn=self._spare_turn,
+        )
+        if free is None:
             return None
+        self._spare_turn = free.spare_next
+        tasks = free.tasks
         # A task sitting out a fleet-wide limit may be claimable again before any news: a
         # claim without it does not look for every task.
-        every = len(tasks) == len(desired)
+        every = free.complete and len(open_tasks) == len(desired)
         options: dict[str, Any] = {"queues": list(settings.queues), "tasks": tasks}
-        free = settings.jobs - len(self.running)
-        if free <= 0:
+        if free.spare:
             options["min_priority"] = settings.spare_min_priority
             return 1, options, False, every
         if settings.batch > 1:
@@ -492,8 +518,8 @@ class Worker(EventEmitter):
                     options["tasks"] = inline
                     return settings.batch, options, True, every and len(inline) == len(tasks)
                 options["tasks"] = [task for task in tasks if task not in inline]
-                return self._claim_size(free, options), options, False, False
-        return self._claim_size(free, options), options, False, every
+                return self._claim_size(free.limit, options), options, False, False
+        return self._claim_size(free.limit, options), options, False, every
 
     def _claim_size(self, free: int, options: dict[str, Any]) -> int:
         # Limits are per task: claiming several at once could pass one. Inline jobs run one

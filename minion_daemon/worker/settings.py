@@ -46,6 +46,11 @@ class WorkerSettings:
     spare_min_priority: int = 1
     #: Inline jobs claimed per statement (batched mode); 1: one job per claim.
     batch: int = 1
+    #: Concurrent async jobs (coroutines on the worker's event loop), beside ``jobs``.
+    async_jobs: int = 100
+    #: Seconds a coroutine may hold the event loop without yielding before its process is
+    #: killed, failing its jobs.
+    async_block_grace: float = 10.0
     #: Per-task caps on this worker's concurrent jobs.
     limits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     dequeue_timeout: float = 5.0
@@ -62,7 +67,7 @@ class WorkerSettings:
 
     def __post_init__(self) -> None:
         check_names("worker: queues", list(self.queues))
-        for key in ("jobs", "spare", "batch"):
+        for key in ("jobs", "spare", "batch", "async_jobs"):
             _whole(key, getattr(self, key), 1 if key == "batch" else 0)
         priority = self.spare_min_priority
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -76,6 +81,7 @@ class WorkerSettings:
             "repair_interval",
             "dispatch_interval",
             "quit_grace",
+            "async_block_grace",
         ):
             _seconds(key, getattr(self, key))
         if not self.pulse_interval > 0:
@@ -106,6 +112,8 @@ class WorkerSettings:
             spare=workers.spare,
             spare_min_priority=workers.spare_min_priority,
             batch=workers.batch,
+            async_jobs=workers.async_jobs,
+            async_block_grace=workers.async_block_grace,
             limits=workers.limits,
             dequeue_timeout=workers.dequeue_timeout,
             heartbeat_interval=workers.heartbeat_interval,
@@ -136,4 +144,5 @@ class WorkerSettings:
             "spare_min_priority": self.spare_min_priority,
             "type": "Python",
             "batch": self.batch,
+            "async_jobs": self.async_jobs,
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from helpers import worker_tasks
+from helpers import async_tasks, worker_tasks
 from minion_daemon import Minion, logs
 from minion_daemon.backend import PgBackend
 
@@ -21,8 +21,9 @@ def main() -> None:
     if "log_format" in status:
         logs.configure(status.pop("log_format"), "debug")
     minion = Minion(PgBackend(dsn, min_size=0, max_size=2))
-    for name, task in worker_tasks.TASKS.items():
-        mode = "inline" if name in inline else "fork"
+    for name, task in {**worker_tasks.TASKS, **async_tasks.TASKS}.items():
+        # Unless inline: each task's own mode (fork, or async for a coroutine).
+        mode = "inline" if name in inline else None
         minion.add_task(name, task, mode=mode, timeout=timeouts.get(name))
     worker = minion.worker(**status)
     worker.on("wait", _announce)

@@ -239,7 +239,7 @@ def test_the_example_tasks_pass_their_own_tests_and_the_docs_examples(
         test_docs="\n\n".join(blocks),
     )
     result = pytester.runpytest_subprocess("-p", "minion_daemon.testing", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=9)
 
 
 EMBEDDED_TESTS = """

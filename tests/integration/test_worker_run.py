@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.async_tasks import TASKS as ASYNC_TASKS
 from helpers.sql import execute
 from helpers.waiting import wait_until
 from helpers.worker_tasks import TASKS, UNSTORABLE
@@ -235,8 +236,9 @@ def test_113_116_worker_performs_a_job_shows_the_default_status_and_stops_on_int
     status = row["status"]
     assert 10800 <= status.pop("repair_interval") <= 21600
     assert status.pop("performed") in (0, 1)
-    assert status.pop("tasks") == sorted(TASKS)
+    assert status.pop("tasks") == sorted([*TASKS, *ASYNC_TASKS])
     assert status == {
+        "async_jobs": 100,
         "batch": 1,
         "command_interval": 10,
         "dequeue_timeout": 5,

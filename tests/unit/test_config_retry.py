@@ -117,7 +117,7 @@ def test_config_tasks_take_backoff_and_exception_names() -> None:
         ({"no_retry_on": ["acme."]}, "mail: expected class names, plain or module-qualified"),
         ({"retries": 3}, "mail: expected a mapping with keys of mode, timeout, backoff,"),
         ({"timeout": 0}, "mail.timeout: expected a number of seconds from 0.001"),
-        ({"mode": "thread"}, "mail.mode: expected one of fork, inline, got 'thread'"),
+        ({"mode": "thread"}, "mail.mode: expected one of fork, inline, async, got 'thread'"),
     ],
 )
 def test_config_errors_name_the_task_and_the_key(

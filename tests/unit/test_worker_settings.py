@@ -25,6 +25,7 @@ def test_perl_status_keys_are_derived_from_the_settings() -> None:
         "spare_min_priority": 1,
         "type": "Python",
         "batch": 1,
+        "async_jobs": 100,
     }
 
 

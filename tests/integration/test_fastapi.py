@@ -5,6 +5,7 @@ ASGI server makes them, on one loop (no HTTP client library needed)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -75,3 +76,35 @@ def test_a_handler_enqueues_without_blocking_its_loop(minion: Minion, dsn: str) 
     info = minion.job(job_id).info  # type: ignore[union-attr]
     assert info is not None
     assert (info["task"], info["args"], info["attempts"]) == ("fetch", ["http://127.0.0.1/"], 3)
+
+
+
+def _double_app(client: AsyncMinion) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/double")
+    async def enqueue_double(number: int) -> dict[str, int]:
+        return {"job": await client.enqueue("double", [number])}
+
+    @app.get("/jobs/{job_id}/result")
+    async def result(job_id: int) -> dict[str, Any]:
+        info = await client.result(job_id, timeout=30, interval=0.05)
+        return {"state": info and info["state"], "result": info and info["result"]}
+
+    return app
+
+
+def test_a_handler_waits_for_its_jobs_result(minion: Minion, dsn: str) -> None:
+    """One request enqueues, another awaits the result while a worker runs the job (here in
+    the main thread, as inline timeouts need; the application's loop in a thread of its own)."""
+    minion.add_task("double", lambda job, number: number * 2, mode="inline")
+
+    async def request(method: str, path: str, **query: str) -> tuple[int, Any]:
+        async with AsyncMinion(dsn) as client:
+            return await _request(_double_app(client), method, path, **query)
+
+    _, answer = asyncio.run(request("POST", "/double", number="21"))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(asyncio.run, request("GET", f"/jobs/{answer['job']}/result"))
+        minion.perform_jobs()
+        assert waiting.result(timeout=60) == (200, {"state": "finished", "result": 42})

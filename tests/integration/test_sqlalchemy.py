@@ -1,19 +1,21 @@
-"""SQLAlchemy 2, sync: enqueue in a Session's (or a Connection's) transaction, on its psycopg 3
-connection (docs/sqlalchemy.md). A rolled back transaction leaves no job, a committed one
+"""SQLAlchemy 2, sync and asyncio: enqueue in a Session's (or a Connection's) transaction, on its
+psycopg 3 connection (docs/sqlalchemy.md). A rolled back transaction leaves no job, a committed one
 leaves the job with the rows."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
 import pytest
 from psycopg import conninfo
 from sqlalchemy import URL, Engine, String, create_engine, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from minion_daemon import Minion
-from minion_daemon.contrib.sqlalchemy import connection
+from minion_daemon import AsyncMinion, Minion
+from minion_daemon.contrib.sqlalchemy import async_connection, connection
 
 
 class Base(DeclarativeBase):
@@ -130,3 +132,35 @@ def test_the_engines_url_as_postgresql_is_minions_dsn(engine: Engine, minion: Mi
         assert [job["id"] for job in same.enqueued(task="ship")] == [job_id]
     finally:
         same.close()
+
+
+def test_an_async_session_commits_its_job_with_its_rows_and_a_rollback_leaves_none(
+    engine: Engine, minion: Minion, dsn: str
+) -> None:
+    async def orders_and_jobs() -> tuple[int, int]:
+        async_engine = create_async_engine(engine.url)
+        try:
+            async with AsyncMinion(dsn) as client:
+                async with AsyncSession(async_engine) as session, session.begin():
+                    session.add(Order(item="book"))
+                    conn = await async_connection(session)
+                    kept = await client.enqueue("ship", ["book"], conn=conn)
+                    assert await client.job(kept) is None  # not committed yet
+                with contextlib.suppress(Cancelled):
+                    async with AsyncSession(async_engine) as session, session.begin():
+                        session.add(Order(item="lamp"))
+                        conn = await async_connection(session)
+                        await client.enqueue("ship", ["lamp"], conn=conn)
+                        raise Cancelled
+                async with async_engine.connect() as conn:
+                    # No transaction open yet: async_connection begins one its commit ends.
+                    later = await client.enqueue("mail", [], conn=await async_connection(conn))
+                    await conn.commit()
+            return kept, later
+        finally:
+            await async_engine.dispose()
+
+    kept, later = asyncio.run(orders_and_jobs())
+    assert _orders(engine) == ["book"]
+    assert [job["id"] for job in minion.enqueued(task="ship")] == [kept]
+    assert [job["id"] for job in minion.enqueued(task="mail")] == [later]

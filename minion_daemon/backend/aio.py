@@ -202,15 +202,16 @@ class AsyncPgBackend:
         delay = None
         if retry:
             delay = statements.backoff_delay(retries, self.backoff if backoff is None else backoff)
-        async with self._connection("fail_job") as conn, conn.transaction():
-            row = await (await conn.execute(failure.query, failure.params)).fetchone()
-            if row is None:
-                return None
-            again = statements.retry_after_failure(job_id, retries, row["attempts"], delay)
-            if again is None:
-                return "failed"
-            await conn.execute(again.query, again.params)
-        return "retried"
+        again = statements.retry_after_failure(job_id, retries, delay)
+        # One round trip, one transaction: the failure and its retry go out in a pipeline with
+        # one Sync, so PostgreSQL runs them as one implicit transaction (the retry finds the
+        # failure by its finished = NOW(), that transaction's time).
+        async with self._connection("fail_job") as conn, conn.pipeline():
+            failed = await conn.execute(failure.query, failure.params)
+            retried = None if again is None else await conn.execute(again.query, again.params)
+        if failed.rowcount < 1:
+            return None
+        return "retried" if retried is not None and retried.rowcount > 0 else "failed"
 
     async def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool:
         return await self._rowcount("retry_job", statements.retry_job(job_id, retries, options)) > 0

@@ -476,15 +476,16 @@ class PgBackend(
         delay = None
         if retry:
             delay = statements.backoff_delay(retries, self.backoff if backoff is None else backoff)
-        with self.connection("fail_job") as conn, conn.transaction():
-            row = conn.execute(failure.query, failure.params).fetchone()
-            if row is None:
-                return None
-            again = statements.retry_after_failure(job_id, retries, row["attempts"], delay)
-            if again is None:
-                return "failed"
-            conn.execute(again.query, again.params)
-        return "retried"
+        again = statements.retry_after_failure(job_id, retries, delay)
+        # One round trip, one transaction: the failure and its retry go out in a pipeline with
+        # one Sync, so PostgreSQL runs them as one implicit transaction (the retry finds the
+        # failure by its finished = NOW(), that transaction's time).
+        with self.connection("fail_job") as conn, conn.pipeline():
+            failed = conn.execute(failure.query, failure.params)
+            retried = None if again is None else conn.execute(again.query, again.params)
+        if failed.rowcount < 1:
+            return None
+        return "retried" if retried is not None and retried.rowcount > 0 else "failed"
 
     def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool:
         """Make the job inactive again, in any state, fenced by ``retries``.

@@ -380,6 +380,19 @@ WHERE id = %(id)s::bigint AND retries = %(retries)s::int
 """
 
 
+# Minion's automatic retry of a failure recorded in the same transaction: its ``finished`` is
+# that transaction's NOW(), which tells it from a job someone else failed, so the retry can be
+# sent with the failure, without waiting for the failure's row (``attempts``), and does what
+# RETRY_JOB does with attempts lowered by one (as Perl's auto_retry_job asks) and a delay.
+RETRY_AFTER_FAILURE: Final = """
+UPDATE minion_jobs SET attempts = attempts - 1,
+  delayed = NOW() + INTERVAL '1 second' * %(delay)s::float8,
+  retried = NOW(), retries = retries + 1, state = 'inactive'
+WHERE id = %(id)s::bigint AND retries = %(retries)s::int AND state = 'failed'
+  AND finished = NOW() AND attempts > 1
+"""
+
+
 def _count_up_to_limit(state: LiteralString) -> LiteralString:
     """The jobs in ``state``, counted along the state index up to %(limit)s rows: the ORDER BY
     keeps the count on the index, whose scan stops at the LIMIT (estimates.py takes over

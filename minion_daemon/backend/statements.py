@@ -107,15 +107,14 @@ def backoff_delay(retries: int, backoff: Backoff) -> float:
     return min(max(float(delay), 0.0), MAX_SECONDS)
 
 
-def retry_after_failure(
-    job_id: int, retries: int, attempts: int, delay: float | None
-) -> Statement | None:
-    """The ``RETRY_JOB`` that follows a failure recorded with ``attempts`` left, after
-    ``delay`` seconds; ``None`` when the failure stands (no attempt left, or no retry)."""
-    if attempts <= 1 or delay is None:
+def retry_after_failure(job_id: int, retries: int, delay: float | None) -> Statement | None:
+    """The automatic retry after ``delay`` seconds of a failure the same transaction records
+    first (``RETRY_AFTER_FAILURE``: it retries only while attempts remain); ``None`` for a
+    failure that is final whatever the attempts."""
+    if delay is None:
         return None
-    options = parse_retry("fail_job", {"attempts": attempts - 1, "delay": delay})
-    return Statement(sql.RETRY_JOB, retry_params(job_id, retries, options))
+    params = {"id": job_id, "retries": retries, "delay": delay}
+    return Statement(sql.RETRY_AFTER_FAILURE, params)
 
 
 def retry_job(job_id: int, retries: int, options: Options) -> Statement:

@@ -28,7 +28,7 @@ UNIT = ROOT / "packaging" / "systemd" / "minion-daemon.service"
 DOCKERFILE = ROOT / "Dockerfile"
 CONTAINER_CONFIG = ROOT / "packaging" / "container" / "config.yaml"
 PROMETHEUS_CONFIG = ROOT / "packaging" / "prometheus" / "prometheus.yml"
-EXAMPLE_TASKS = {"noop", "sleep", "echo", "fail"}
+EXAMPLE_TASKS = {"noop", "sleep", "echo", "fail", "fetch"}
 MAX_EXPOSURE = 3.0
 
 

@@ -14,4 +14,5 @@ if TYPE_CHECKING:
         """mypy proves here that PgBackend implements every operation of the protocol."""
         return backend
 
+
 __all__ = ["Backend", "PgBackend", "PostgresSettings", "default_backoff"]

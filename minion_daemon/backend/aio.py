@@ -198,20 +198,21 @@ class AsyncPgBackend:
         retry: bool = True,
     ) -> Literal["failed", "retried"] | None:
         """``PgBackend.record_failure``: the failure and its retry in one transaction."""
-        failure = statements.result("fail_job", "failed", job_id, retries, result)
-        delay = None
-        if retry:
-            delay = statements.backoff_delay(retries, self.backoff if backoff is None else backoff)
-        again = statements.retry_after_failure(job_id, retries, delay)
+        failure, again = statements.record_failure(
+            job_id,
+            retries,
+            result,
+            (self.backoff if backoff is None else backoff) if retry else None,
+        )
         # One round trip, one transaction: the failure and its retry go out in a pipeline with
         # one Sync, so PostgreSQL runs them as one implicit transaction (the retry finds the
         # failure by its finished = NOW(), that transaction's time).
         async with self._connection("fail_job") as conn, conn.pipeline():
             failed = await conn.execute(failure.query, failure.params)
             retried = None if again is None else await conn.execute(again.query, again.params)
-        if failed.rowcount < 1:
-            return None
-        return "retried" if retried is not None and retried.rowcount > 0 else "failed"
+        return statements.failure_outcome(
+            failed.rowcount, None if retried is None else retried.rowcount
+        )
 
     async def retry_job(self, job_id: int, retries: int, options: Options = None) -> bool:
         return await self._rowcount("retry_job", statements.retry_job(job_id, retries, options)) > 0

@@ -236,9 +236,7 @@ class PgExecutor:
                     conn, self._max_schema_version, auto_migrate=self._auto_migrate
                 )
                 self._has_schedules = bool(self.scalar_on(conn, sql.HAS_SCHEDULES))
-                self._own_version = schema.ensure_own_schema(
-                    conn, auto_migrate=self._auto_migrate
-                )
+                self._own_version = schema.ensure_own_schema(conn, auto_migrate=self._auto_migrate)
             if state.migrated_from is not None and state.migrated_from != state.version:
                 log.info(
                     "schema.migrated",

@@ -410,8 +410,8 @@ SELECT
   (SELECT COUNT(*) FROM minion_jobs
     WHERE state = 'inactive' AND (expires IS NULL OR expires > NOW()))::bigint AS inactive_jobs,
   (SELECT COUNT(*) FROM minion_jobs WHERE state = 'active')::bigint AS active_jobs,
-  {_count_up_to_limit('failed')} AS failed_jobs,
-  {_count_up_to_limit('finished')} AS finished_jobs,
+  {_count_up_to_limit("failed")} AS failed_jobs,
+  {_count_up_to_limit("finished")} AS finished_jobs,
   (SELECT COUNT(*) FROM minion_jobs
     WHERE state = 'inactive' AND delayed > NOW())::bigint AS delayed_jobs,
   (SELECT COUNT(*) FROM minion_locks WHERE expires > NOW())::bigint AS active_locks,
@@ -465,7 +465,7 @@ ORDER BY queue, task
 # along, so their recent counts are exact whenever their total is.
 OBSERVE_JOBS: Final = f"""
 SELECT active.*, failed.*,
-  {_count_up_to_limit('finished')} AS finished_sample,
+  {_count_up_to_limit("finished")} AS finished_sample,
   (SELECT COUNT(*) FROM minion_locks WHERE expires > NOW())::bigint AS active_locks,
   (SELECT COUNT(*) FROM minion_workers)::bigint AS workers,
   (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM minion_jobs_id_seq)::bigint

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, LiteralString
+from typing import Any, Final, Literal, LiteralString
 
 from psycopg.types.json import Jsonb
 
@@ -107,14 +107,27 @@ def backoff_delay(retries: int, backoff: Backoff) -> float:
     return min(max(float(delay), 0.0), MAX_SECONDS)
 
 
-def retry_after_failure(job_id: int, retries: int, delay: float | None) -> Statement | None:
-    """The automatic retry after ``delay`` seconds of a failure the same transaction records
-    first (``RETRY_AFTER_FAILURE``: it retries only while attempts remain); ``None`` for a
-    failure that is final whatever the attempts."""
-    if delay is None:
+def record_failure(
+    job_id: int, retries: int, value: Any, backoff: Backoff | None
+) -> tuple[Statement, Statement | None]:
+    """A failure (``UPDATE_RESULT``) and, unless it is final whatever the attempts (``backoff``
+    ``None``), Minion's automatic retry after ``backoff(retries)`` seconds
+    (``RETRY_AFTER_FAILURE``: only while attempts remain), to run in one transaction."""
+    failure = result("fail_job", "failed", job_id, retries, value)
+    if backoff is None:
+        return failure, None
+    delay = backoff_delay(retries, backoff)
+    return failure, Statement(
+        sql.RETRY_AFTER_FAILURE, {"id": job_id, "retries": retries, "delay": delay}
+    )
+
+
+def failure_outcome(failed: int, retried: int | None) -> Literal["failed", "retried"] | None:
+    """What :func:`record_failure`'s statements did, from their row counts: ``None`` when the
+    job was not active with those retries."""
+    if failed < 1:
         return None
-    params = {"id": job_id, "retries": retries, "delay": delay}
-    return Statement(sql.RETRY_AFTER_FAILURE, params)
+    return "retried" if retried else "failed"
 
 
 def retry_job(job_id: int, retries: int, options: Options) -> Statement:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from minion_daemon import logs
-from minion_daemon.admin import server, serving
+from minion_daemon.admin import server
 from minion_daemon.admin.auth import hash_password
 from minion_daemon.config import Config, ConfigError
 
@@ -45,10 +45,11 @@ def add_parser(
         settings = config(arguments)
         logs.configure(settings.logging.format, settings.logging.level)
         listener, credentials = server.prepare(settings, arguments.listen)
-        app = serving.make_app(settings, dsn(arguments, settings), credentials, server.new_secret())
         address = "{}:{}".format(*listener.getsockname()[:2])
         log.info("admin.serving", listen=address, actions=credentials.configured)
-        return serving.serve(app, listener)
+        return server.run(
+            settings, dsn(arguments, settings), credentials, server.new_secret(), listener
+        )
 
     admin.set_defaults(run=run)
 

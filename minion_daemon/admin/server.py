@@ -59,3 +59,15 @@ def _bind(address: str) -> socket.socket:
 def new_secret() -> bytes:
     """The key of the session cookies: made once per daemon, so respawns keep logins."""
     return secrets.token_bytes(32)
+
+
+def run(
+    config: Config, dsn: str, credentials: Credentials, secret: bytes, listener: socket.socket
+) -> int:
+    """The admin process's body: serve the UI on ``listener`` until stopped."""
+    # Imported here, in the admin process alone: the supervisor and the CLI import this module,
+    # and every process the supervisor forks (workers, their fork servers) would carry
+    # waitress, Werkzeug and Jinja for nothing.
+    from minion_daemon.admin import serving  # noqa: PLC0415
+
+    return serving.serve(serving.make_app(config, dsn, credentials, secret), listener)

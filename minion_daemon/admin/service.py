@@ -43,9 +43,4 @@ class AdminService(ServiceProcess):
 
     def run(self, config: Config, dsn: str, listener: socket.socket) -> int:
         """The body of the forked process: serve until killed."""
-        # Here, not at the top: the supervisor imports this module, and every process it
-        # forks would carry waitress, Werkzeug and Jinja (admin.serving says why not).
-        from minion_daemon.admin import serving  # noqa: PLC0415
-
-        app = serving.make_app(config, dsn, self.credentials, self.secret)
-        return serving.serve(app, listener)
+        return server.run(config, dsn, self.credentials, self.secret, listener)

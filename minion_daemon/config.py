@@ -184,11 +184,9 @@ class TaskSettings:
     limit: TaskLimit | None = None
 
 
-_TASK_KEYS: Final = (
-    "mode", "timeout", "backoff", "retry_on", "no_retry_on", "concurrency", "rate"
-)  # fmt: skip
 _RETRY_KEYS: Final = ("backoff", "retry_on", "no_retry_on")
 _LIMIT_KEYS: Final = ("concurrency", "rate")
+_TASK_KEYS: Final = ("mode", "timeout", *_RETRY_KEYS, *_LIMIT_KEYS)
 _EXPONENTIAL_KEYS: Final = frozenset(field.name for field in dataclasses.fields(Exponential))
 
 

@@ -42,12 +42,8 @@ class Rate:
     period: int
 
     def __post_init__(self) -> None:
-        for name, value, high in (
-            ("count", self.count, MAX_COUNT),
-            ("period", self.period, MAX_PERIOD),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-                raise ValueError(f"rate {name} from 1 to {high}, got {value!r}")
+        _check_count("rate count", self.count, MAX_COUNT)
+        _check_count("rate period", self.period, MAX_PERIOD)
 
     @classmethod
     def parse(cls, text: object) -> Rate:
@@ -67,11 +63,8 @@ class TaskLimit:
     rate: Rate | None = None
 
     def __post_init__(self) -> None:
-        value = self.concurrency
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT
-        ):
-            raise ValueError(f"concurrency from 1 to {MAX_COUNT}, got {value!r}")
+        if self.concurrency is not None:
+            _check_count("concurrency", self.concurrency, MAX_COUNT)
         if self.rate is not None and not isinstance(self.rate, Rate):
             raise TypeError(f"rate must be a Rate, got {self.rate!r}")
 
@@ -105,3 +98,8 @@ def rate_lock(task: str) -> str:
 
 #: No limit at all.
 UNLIMITED: Final = TaskLimit()
+
+
+def _check_count(what: str, value: object, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise ValueError(f"{what} from 1 to {high}, got {value!r}")

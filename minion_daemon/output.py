@@ -160,28 +160,27 @@ class _Capture:
 def captured() -> Iterator[None]:
     """Python's ``sys.stdout`` and ``sys.stderr`` as log lines within the block, with the log
     fields bound when each line is written (a job's, inside its block)."""
-    if _Capture.busy:  # a job run inside another's block: a stream of its own
+    kept = not _Capture.busy  # a job run inside another's block gets a stream of its own
+    if not kept:
         lines = LineLog()
         stream = _line_stream(lines)
-        try:
-            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-                yield
-        finally:
-            stream.close()
-        return
-    if _Capture.stream is None or _Capture.lines is None:
-        _Capture.lines = LineLog(snapshot=False)
-        _Capture.stream = _line_stream(_Capture.lines)
-    lines, stream = _Capture.lines, _Capture.stream
-    _Capture.busy = True
+    else:
+        if _Capture.stream is None or _Capture.lines is None:
+            _Capture.lines = LineLog(snapshot=False)
+            _Capture.stream = _line_stream(_Capture.lines)
+        lines, stream = _Capture.lines, _Capture.stream
+        _Capture.busy = True
     try:
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             yield
     finally:
-        _Capture.busy = False
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-        lines.end_line()
+        if kept:
+            _Capture.busy = False
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+            lines.end_line()
+        else:
+            stream.close()
 
 
 def _line_stream(lines: LineLog) -> io.TextIOWrapper:

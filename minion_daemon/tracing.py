@@ -31,11 +31,12 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
+from minion_daemon.outcome import Ending, verdict
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
     from minion_daemon.job import Job
-    from minion_daemon.outcome import Ending
 
 #: How long a leaving process waits for its spans to be exported: its job's outcome is
 #: recorded only once the process has ended, so a collector that does not answer must not
@@ -158,12 +159,10 @@ def killed(job: Job, ending: Ending, duration: float) -> None:
 
     now = time.time_ns()
     span = _start(tracer, job, start_time=now - int(duration * 1e9))
-    if ending.timed_out_after is not None:
-        outcome, problem = "timed_out", f"Job timed out after {ending.timed_out_after:g} seconds"
-    else:
-        outcome, problem = "killed", f"Job terminated unexpectedly ({exit})"
+    outcome = "killed" if ending.timed_out_after is None else "timed_out"
     span.set_attribute("minion.job.outcome", outcome)
-    span.set_status(Status(StatusCode.ERROR, problem))
+    # The failure the worker records: a timeout's, or a kill's.
+    span.set_status(Status(StatusCode.ERROR, str(verdict(ending).value)))
     span.end(end_time=now)
 
 

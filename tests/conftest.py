@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from helpers.daemon import add_distribution
 from helpers.pgbouncer import PgBouncer, running_pgbouncer
 from helpers.postgres import Databases, Reusable, Server, run_server
 
-from minion_daemon import Minion
+from minion_daemon import Minion, logs
 from minion_daemon.backend import PgBackend
 
 #: The estimate of a test marked ``slow`` without ``seconds``.
@@ -164,3 +166,15 @@ def task_path(tmp_path: Path) -> Path:
     points are some of the worker test tasks (helpers.worker_tasks, on PYTHONPATH too)."""
     points = {name: f"helpers.worker_tasks:{name}" for name in ("add", "sleep", "stubborn")}
     return add_distribution(tmp_path, "daemon-test-tasks", points)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The daemon's logging (JSON, level info) into a buffer; the root logger as it was after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    logs.configure("json", "info", stream)
+    yield stream
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -178,7 +178,8 @@ class AsyncPgBackend:
 
     async def job_info(self, job_id: int) -> JobInfo | None:
         """The job's row as ``list_jobs`` shows it; ``None`` when it does not exist."""
-        async with self._connection("job", snapshot=True) as conn:
+        # One statement sees one state: no snapshot transaction (result() polls this).
+        async with self._connection("job") as conn:
             statement = statements.job_info(job_id)
             cursor = await conn.execute(statement.query, statement.params, prepare=False)
             row = await cursor.fetchone()
@@ -199,14 +200,8 @@ class AsyncPgBackend:
     ) -> Literal["failed", "retried"] | None:
         """``PgBackend.record_failure``: the failure and its retry in one transaction."""
         failure, again = statements.record_failure(
-            job_id,
-            retries,
-            result,
-            (self.backoff if backoff is None else backoff) if retry else None,
+            job_id, retries, result, self.backoff if backoff is None else backoff, retry=retry
         )
-        # One round trip, one transaction: the failure and its retry go out in a pipeline with
-        # one Sync, so PostgreSQL runs them as one implicit transaction (the retry finds the
-        # failure by its finished = NOW(), that transaction's time).
         async with self._connection("fail_job") as conn, conn.pipeline():
             failed = await conn.execute(failure.query, failure.params)
             retried = None if again is None else await conn.execute(again.query, again.params)

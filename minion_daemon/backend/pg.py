@@ -285,9 +285,9 @@ class PgBackend(
         _, opts = parse_dequeue(op, 0, options)
         settled = []
         for job_id, retries, result, pid in finished:
-            checked = statements.result(op, "finished", job_id, retries, result).params
+            checked_id, checked_retries = statements.check_result(op, job_id, retries, result)
             settled.append(
-                {"id": checked["id"], "retries": checked["retries"], "result": result, "pid": pid}
+                {"id": checked_id, "retries": checked_retries, "result": result, "pid": pid}
             )
         params = {
             "worker": worker,
@@ -473,14 +473,8 @@ class PgBackend(
         whatever the attempts), ``None`` when (id, retries) is not active. ``backoff`` (the
         task's own) replaces :attr:`backoff` for this retry."""
         failure, again = statements.record_failure(
-            job_id,
-            retries,
-            result,
-            (self.backoff if backoff is None else backoff) if retry else None,
+            job_id, retries, result, self.backoff if backoff is None else backoff, retry=retry
         )
-        # One round trip, one transaction: the failure and its retry go out in a pipeline with
-        # one Sync, so PostgreSQL runs them as one implicit transaction (the retry finds the
-        # failure by its finished = NOW(), that transaction's time).
         with self.connection("fail_job") as conn, conn.pipeline():
             failed = conn.execute(failure.query, failure.params)
             retried = None if again is None else conn.execute(again.query, again.params)

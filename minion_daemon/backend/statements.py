@@ -82,15 +82,17 @@ def enqueue_many(jobs: Sequence[tuple[str, Sequence[Any] | None, Options]]) -> S
     return Statement(sql.ENQUEUE_MANY, {"jobs": Jsonb(batch)})
 
 
+def check_result(op: str, job_id: int, retries: int, value: Any) -> tuple[int, int]:
+    """The checked id and retries of a job's result (``value``, checked as JSON)."""
+    checked = check_id(f"{op}: id", job_id), check_int(f"{op}: retries", retries, 0, INT_MAX)
+    check_json(f"{op}: result", value)
+    return checked
+
+
 def result(op: str, state: str, job_id: int, retries: int, value: Any) -> Statement:
     """``UPDATE_RESULT``, fenced by (id, retries), returning the job's ``attempts``."""
-    params = {
-        "id": check_id(f"{op}: id", job_id),
-        "retries": check_int(f"{op}: retries", retries, 0, INT_MAX),
-        "state": state,
-        "result": Jsonb(value),
-    }
-    check_json(f"{op}: result", value)
+    checked_id, checked_retries = check_result(op, job_id, retries, value)
+    params = {"id": checked_id, "retries": checked_retries, "state": state, "result": Jsonb(value)}
     return Statement(sql.UPDATE_RESULT, params)
 
 
@@ -108,13 +110,15 @@ def backoff_delay(retries: int, backoff: Backoff) -> float:
 
 
 def record_failure(
-    job_id: int, retries: int, value: Any, backoff: Backoff | None
+    job_id: int, retries: int, value: Any, backoff: Backoff, *, retry: bool
 ) -> tuple[Statement, Statement | None]:
-    """A failure (``UPDATE_RESULT``) and, unless it is final whatever the attempts (``backoff``
-    ``None``), Minion's automatic retry after ``backoff(retries)`` seconds
-    (``RETRY_AFTER_FAILURE``: only while attempts remain), to run in one transaction."""
+    """A failure (``UPDATE_RESULT``) and, unless it is final whatever the attempts (``retry``
+    false), Minion's automatic retry after ``backoff(retries)`` seconds
+    (``RETRY_AFTER_FAILURE``: only while attempts remain), to run in one transaction: sent in
+    one pipeline with one Sync, which PostgreSQL makes one implicit transaction, one round
+    trip (the retry finds the failure by its finished = NOW(), that transaction's time)."""
     failure = result("fail_job", "failed", job_id, retries, value)
-    if backoff is None:
+    if not retry:
         return failure, None
     delay = backoff_delay(retries, backoff)
     return failure, Statement(

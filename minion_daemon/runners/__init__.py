@@ -8,13 +8,17 @@ module here.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from minion_daemon.job import Job
-from minion_daemon.model import Mode
+from minion_daemon.model import ExitReason, Mode
 from minion_daemon.outcome import Ending
+
+#: How a job process (or event loop) that died with the process it came from counts: killed.
+KILLED: Final = ExitReason(0, signal.SIGKILL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from minion_daemon import logs, proc
 from minion_daemon.model import ExitReason, Mode
 from minion_daemon.outcome import Ending, Handed
-from minion_daemon.runners import Ended
+from minion_daemon.runners import KILLED, Ended
 from minion_daemon.runners.forkserver import Inbox, frame
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ START_TIMEOUT: Final = 30.0
 #: How soon the worker tries again to send what the loop's socket could not take yet.
 RESEND_PAUSE: Final = 0.05
 _RECEIVE_BYTES: Final = 1 << 16
-_KILLED: Final = ExitReason(0, signal.SIGKILL)
 _CREDENTIALS: Final = struct.Struct("3i")
 
 log = logs.get_logger("minion_daemon.runners.asyncio")
@@ -250,7 +249,7 @@ class AsyncRunner:
             self._lagged(now - held.since)
             ending = Ending(handed=Handed("error", held.reason(now)))
         else:
-            ending = Ending(exit=_KILLED)
+            ending = Ending(exit=KILLED)
         ended = [Ended(run.job, ending, now - run.started_at) for run in self._running.values()]
         self._running.clear()
         self._reset()

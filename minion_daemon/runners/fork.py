@@ -20,7 +20,7 @@ from minion_daemon import logs, proc
 from minion_daemon.model import ExitReason, Mode
 from minion_daemon.outcome import Ending, Handed
 from minion_daemon.output import JobOutput
-from minion_daemon.runners import Ended
+from minion_daemon.runners import KILLED, Ended
 from minion_daemon.runners.forkserver import HANDOVER_BYTES, ForkServer
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ TIMEOUT_GRACE: Final = 5.0
 #: A job's output is read (and so wakes the worker) at most this often; meanwhile its pipe
 #: holds it, and a task that fills the pipe waits.
 OUTPUT_PACE: Final = 0.2
-#: What a job process that its fork server took with it counts as: killed.
-_KILLED: Final = ExitReason(0, signal.SIGKILL)
 
 log = logs.get_logger("minion_daemon.runners.fork")
 
@@ -176,7 +174,7 @@ class ForkRunner:
         log.error("forkserver.died", pid=self._server.pid, jobs=sorted(self._running))
         ended = []
         for job_id in list(self._running):
-            ended.append(self._ended(job_id, _KILLED))
+            ended.append(self._ended(job_id, KILLED))
         with contextlib.suppress(OSError):
             self._server.close()
         self._server = None

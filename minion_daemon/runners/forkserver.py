@@ -350,22 +350,23 @@ class _Server:
         return _Spare(pid, job_write, output_read, handover_read)
 
     def _launch(self, message: list[Any]) -> None:
+        job_id, framed = message[1], frame(message)
         spare = self.spare or self._fork_spare()
         self.spare = None
         try:
             # Whole, whatever its size: the spare reads it all as soon as it can.
-            _write_all(spare.job_pipe, frame(message))
+            _write_all(spare.job_pipe, framed)
         except OSError:
             # Killed before its job came: the job goes to a process forked for it now.
             spare.close()
             proc.reap(spare.pid, block=True)
             spare = self._fork_spare()
-            _write_all(spare.job_pipe, frame(message))
-        self.children[spare.pid] = message[1]
+            _write_all(spare.job_pipe, framed)
+        self.children[spare.pid] = job_id
         try:
             socket.send_fds(
                 self.channel,
-                [frame(["started", message[1], spare.pid])],
+                [frame(["started", job_id, spare.pid])],
                 [spare.output, spare.handover],
             )
         finally:

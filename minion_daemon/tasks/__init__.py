@@ -85,6 +85,7 @@ class TaskRegistry:
         self._specs: dict[str, TaskSpec] = {}
         #: The names in order, made once per change: the worker asks on every claim.
         self._ordered: tuple[str, ...] | None = None
+        self._limited: frozenset[str] | None = None
 
     def __contains__(self, name: object) -> bool:
         return name in self._specs
@@ -109,6 +110,12 @@ class TaskRegistry:
         if self._ordered is None:
             self._ordered = tuple(sorted(self._specs))
         return self._ordered
+
+    def limited_names(self) -> frozenset[str]:
+        """The names of the tasks with a fleet-wide limit (asked on every claim)."""
+        if self._limited is None:
+            self._limited = frozenset(n for n, spec in self._specs.items() if spec.limit.limited)
+        return self._limited
 
     def add(
         self,
@@ -135,7 +142,7 @@ class TaskRegistry:
                 raise TaskConflictError(_conflict(known, spec))
             batch[spec.name] = spec
         self._specs.update(batch)
-        self._ordered = None
+        self._ordered = self._limited = None
 
     def configure(
         self,
@@ -158,6 +165,7 @@ class TaskRegistry:
         self._specs[name] = dataclasses.replace(
             spec, mode=mode, timeout=timeout, retry=retry, limit=limit
         )
+        self._limited = None
         return True
 
     def task(

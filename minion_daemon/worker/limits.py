@@ -82,12 +82,14 @@ class FleetLimits:
 
     def limited(self, tasks: Collection[str]) -> bool:
         """Whether any of ``tasks`` has a fleet-wide limit."""
-        return any(self._spec(task) is not None for task in tasks)
+        return not self._tasks.limited_names().isdisjoint(tasks)
 
     def due_in(self) -> float:
         """Seconds until a task waiting out a limit may be claimed again (inf: none waits)."""
         # A wait that ended is forgotten here too: a worker at capacity asks this without
         # claiming, and must not be told over and over that something is due now.
+        if not self._waiting:
+            return float("inf")
         self._end_waits()
         if not self._waiting:
             return float("inf")
@@ -104,7 +106,7 @@ class FleetLimits:
         over a limit goes back to waiting."""
         if self._stranded:
             self._defer_stranded(worker_id)
-        if not any(self._spec(job["task"]) is not None for job in claimed):
+        if not self.limited([job["task"] for job in claimed]):
             return list(claimed)
         admitted = []
         for job in claimed:

@@ -414,9 +414,8 @@ class Worker(EventEmitter):
                 return
             if drained:
                 assert self._drained_until is not None
-                self.emit("wait")
                 listening = self.minion.backend.listen() is not None
-                self._wait(self._pause(self._drained_until - time.monotonic()), listen=listening)
+                self._wait_for_jobs(self._drained_until - time.monotonic(), listening)
                 return
             self.emit("busy")
             self._wait(self._pause())
@@ -458,13 +457,19 @@ class Worker(EventEmitter):
         # counts, not what started: jobs that went back over a fleet-wide limit were found, and
         # the next pass claims at once, without their tasks.
         found = len(turn.claimed)
-        if claim is not None and complete and found < limit:
+        exhausted = complete and found < limit
+        if claim is not None and exhausted:
             self._drained_until = time.monotonic() + self.settings.dequeue_timeout
-        short = not found or (complete and found < limit)
         # After a claim of async jobs, the spare slot's claim comes next, without a wait.
-        if claim is not None and short and not self._settle and not self._spare_turn:
-            self.emit("wait")
-            self._wait(self._pause(self.settings.dequeue_timeout), listen=listening)
+        waits = claim is not None and (exhausted or not found) and not self._settle
+        if waits and not self._spare_turn:
+            self._wait_for_jobs(self.settings.dequeue_timeout, listening)
+
+    def _wait_for_jobs(self, seconds: float, listening: bool) -> None:
+        """Wait up to ``seconds`` (or until a duty or a runner needs the worker) for jobs: a
+        notification when ``listening``, a job's end, a signal."""
+        self.emit("wait")
+        self._wait(self._pause(seconds), listen=listening)
 
     def _drained(self) -> bool:
         """Whether the last claim's finding that no job waits still stands (see _take_jobs)."""

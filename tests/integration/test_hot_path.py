@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from minion_daemon import Job, Minion, logs
+from minion_daemon import Job, Minion
 from minion_daemon.backend import PgBackend
 from minion_daemon.runners import Ended
 
@@ -22,17 +20,6 @@ from minion_daemon.runners import Ended
 @pytest.fixture
 def minion(backend: PgBackend) -> Minion:
     return Minion(backend)
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    stream = io.StringIO()
-    logs.configure("json", "info", stream)
-    yield stream
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.mark.parametrize("pooled", [True, False])

@@ -5,38 +5,23 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import sys
-from collections.abc import Iterator
-
-import pytest
 
 from minion_daemon import logs
 from minion_daemon.output import captured
 
 
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    out = io.StringIO()
-    logs.configure("json", "info", out)
-    yield out
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def _output(stream: io.StringIO) -> list[tuple[object, str]]:
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+def _output(log_lines: io.StringIO) -> list[tuple[object, str]]:
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     return [(line.get("job_id"), line["line"]) for line in lines if line["event"] == "job.output"]
 
 
-def test_each_block_logs_its_lines_with_the_fields_bound_then(stream: io.StringIO) -> None:
+def test_each_block_logs_its_lines_with_the_fields_bound_then(log_lines: io.StringIO) -> None:
     for job_id in (1, 2):
         with logs.bound(job_id=job_id), captured():
             print(f"line of job {job_id}")
             sys.stderr.write("no newline at the end")
-    assert _output(stream) == [
+    assert _output(log_lines) == [
         (1, "line of job 1"),
         (1, "no newline at the end"),
         (2, "line of job 2"),
@@ -44,10 +29,10 @@ def test_each_block_logs_its_lines_with_the_fields_bound_then(stream: io.StringI
     ]
 
 
-def test_a_block_inside_another_keeps_each_ones_lines_apart(stream: io.StringIO) -> None:
+def test_a_block_inside_another_keeps_each_ones_lines_apart(log_lines: io.StringIO) -> None:
     with logs.bound(job_id=1), captured():
         sys.stdout.write("outer starts ")
         with logs.bound(job_id=2), captured():
             print("inner")
         print("outer ends")
-    assert _output(stream) == [(2, "inner"), (1, "outer starts outer ends")]
+    assert _output(log_lines) == [(2, "inner"), (1, "outer starts outer ends")]
